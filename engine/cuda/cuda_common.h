@@ -1,0 +1,143 @@
+// engine/cuda/cuda_common.h: shared internals of the CUDA backend (device contexts, error checks,
+// the caching allocator's entry points, scratch memory, argument checks). Included only by files
+// under engine/cuda/; it pulls in cuda_runtime.h.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "engine/cuda/cuda_backend.h"
+#include "engine/error.h"
+#include "engine/tensor.h"
+
+struct cublasContext;  // = cublasHandle_t's pointee (cublas_v2.h)
+struct cudnnContext;   // = cudnnHandle_t's pointee (cudnn.h)
+
+namespace polyhead::cuda {
+
+// ---- errors: every failing CUDA call becomes a polyhead::Error with the call text and status ----
+[[noreturn]] void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line);
+
+#define PH_CUDA_CHECK(call)                                                                     \
+  do {                                                                                          \
+    cudaError_t ph_e_ = (call);                                                                 \
+    if (ph_e_ != cudaSuccess) ::polyhead::cuda::throw_cuda_error(ph_e_, #call, __FILE__, __LINE__); \
+  } while (0)
+// After a kernel launch: launch-configuration errors are reported here, faults at the next sync.
+#define PH_CUDA_LAUNCH_CHECK(kernel_name)                                                       \
+  do {                                                                                          \
+    cudaError_t ph_e_ = cudaGetLastError();                                                     \
+    if (ph_e_ != cudaSuccess)                                                                   \
+      ::polyhead::cuda::throw_cuda_error(ph_e_, "launch of kernel " kernel_name, __FILE__, __LINE__); \
+  } while (0)
+
+// ---- devices ----
+struct DeviceContext {
+  int index = 0;
+  cudaStream_t stream = nullptr;  // the one stream of this device; every op runs on it
+  cudaDeviceProp prop{};
+  cublasContext* cublas = nullptr;  // created with the context; workspace set, atomics off
+  cudnnContext* cudnn = nullptr;    // created on first convolution
+  void* cublas_workspace = nullptr;
+  size_t cublas_workspace_size = 0;
+  std::mutex mu;  // guards handle creation and per-handle settings (math mode)
+};
+
+// The context of device `index`, created on first use; makes `index` the current device.
+DeviceContext& context(int index);
+// The context of a tensor's device, checking that the tensor is defined and on a CUDA device.
+DeviceContext& context_of(const Tensor& t, const char* op);
+cudnnContext* cudnn_handle(DeviceContext& ctx);  // creates it on first call
+bool tf32_enabled();
+// Maximum grid size (blocks) used by grid-stride loops: a few waves of the device.
+int64_t max_blocks(const DeviceContext& ctx);
+
+// ---- caching allocator (cuda_context.cpp) ----
+void* device_alloc(int device, size_t nbytes);
+void device_free(void* p);
+
+// Scratch memory from the caching allocator for the duration of one op. Freed blocks are reused
+// by later allocations only through the same stream, so no synchronisation is needed.
+class Scratch {
+public:
+  Scratch() = default;
+  Scratch(int device, size_t nbytes) : p_(nbytes ? device_alloc(device, nbytes) : nullptr), n_(nbytes) {}
+  ~Scratch() { if (p_) device_free(p_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  Scratch(Scratch&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  Scratch& operator=(Scratch&& o) noexcept {
+    if (this != &o) { if (p_) device_free(p_); p_ = o.p_; n_ = o.n_; o.p_ = nullptr; o.n_ = 0; }
+    return *this;
+  }
+  void* get() const { return p_; }
+  template <class T> T* as() const { return static_cast<T*>(p_); }
+  size_t size() const { return n_; }
+
+private:
+  void* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+// A device word that kernels lower with atomicMin to report the first bad position (integer
+// atomics only; the result does not depend on thread order). first() synchronises the stream.
+class ErrorFlag {
+public:
+  explicit ErrorFlag(DeviceContext& ctx);
+  unsigned long long* ptr() const { return buf_.as<unsigned long long>(); }
+  int64_t first();  // -1 when no kernel reported a position
+private:
+  DeviceContext& ctx_;
+  Scratch buf_;
+};
+// Copies one int64 from device memory (synchronises the stream).
+int64_t read_i64(DeviceContext& ctx, const int64_t* dptr);
+
+// ---- argument checks ----
+// t must be defined, on ctx's device, of dtype dt, contiguous, with n elements.
+void expect(const Tensor& t, const DeviceContext& ctx, DType dt, int64_t n, const char* op, const char* name);
+void expect_float(DType dt, const char* op);  // f32 or f64, else Error
+void check_same_device(const Tensor& t, const DeviceContext& ctx, const char* op, const char* name);
+
+template <class F>
+void dispatch_float(DType t, const char* op, F&& f) {
+  if (t == DType::f32) f(static_cast<float*>(nullptr));
+  else if (t == DType::f64) f(static_cast<double*>(nullptr));
+  else throw Error(op, std::string("dtype ") + dtype_name(t) + " not supported on cuda", "use f32 or f64");
+}
+
+// ---- scatter-free index inversion (cuda_pool.cu) ----
+// Groups positions 0..n-1 by key: keys[i] in [0, num_dest) (the caller has checked the range).
+// order (n int64): positions sorted by key, increasing within a key (stable radix sort);
+// start (num_dest + 1 int64): key k's positions are order[start[k] .. start[k+1]).
+// Lets scatter-adds run as gathers, each destination summing its sources in increasing position
+// order, exactly like the CPU's sequential loops, with no atomics.
+struct InverseIndex {
+  Scratch order;
+  Scratch start;
+};
+InverseIndex invert_index(DeviceContext& ctx, const uint64_t* keys, int64_t n, int64_t num_dest);
+
+// ---- launchers shared between translation units ----
+// y (N, OC, L) += bias (OC) broadcast; T = float or double (dt).
+void launch_add_bias(DeviceContext& ctx, DType dt, void* y, const void* bias, int64_t N, int64_t OC, int64_t L);
+// Direct (im2col-free) convolutions, one output element per thread summed in a fixed order:
+// used when cuDNN offers no deterministic algorithm for a configuration.
+void launch_conv2d_direct(DeviceContext& ctx, DType dt, const void* x, const void* w, void* y, int64_t N, int64_t C,
+                          int64_t H, int64_t W, int64_t OC, int64_t OH, int64_t OW, const ConvParams& p);
+void launch_conv2d_bwd_data_direct(DeviceContext& ctx, DType dt, const void* gy, const void* w, void* gx, int64_t N,
+                                   int64_t C, int64_t H, int64_t W, int64_t OC, int64_t OH, int64_t OW,
+                                   const ConvParams& p);
+void launch_conv2d_bwd_filter_direct(DeviceContext& ctx, DType dt, const void* x, const void* gy, void* gw,
+                                     int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC, int64_t OH, int64_t OW,
+                                     const ConvParams& p);
+// cudaSuccess when this binary has kernel code (SASS or PTX) the current device can run.
+cudaError_t probe_kernel_image();
+void launch_fill(DeviceContext& ctx, DType dt, void* p, int64_t n, double v);
+// C_b (M x N, ldc, strideC) *= beta for every b (gemm with K = 0); beta = 0 writes zeros.
+void launch_scale_matrix(DeviceContext& ctx, DType dt, void* C, int64_t M, int64_t N, int64_t ldc, int64_t strideC,
+                         int64_t batch, double beta);
+
+}  // namespace polyhead::cuda
