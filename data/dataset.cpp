@@ -56,7 +56,9 @@ Batch collate(const std::vector<Example>& ex) {
     }
   }
   Batch out;
-  for (auto& [name, t0] : first) {
+  for (auto& field : first) {
+    const std::string& name = field.first;  // (not a structured binding: lambdas capture it)
+    const Tensor& t0 = field.second;
     Shape s{B};
     s.insert(s.end(), t0.shape().begin(), t0.shape().end());
     Tensor b = Tensor::empty(s, t0.dtype());

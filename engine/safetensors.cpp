@@ -152,9 +152,9 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (tmp.fd < 0) {
     const int e = errno;
+    const std::string tried = tmp.path;
     tmp.path.clear();  // nothing created
-    throw Error(kSave, "cannot create " + q_(path + ".tmp.<pid>") + " next to " + q_(path) + ": " +
-                           errno_text(e),
+    throw Error(kSave, "cannot create the temporary file " + q_(tried) + " to write " + q_(path) + ": " + errno_text(e),
                 "the directory must exist and be writable");
   }
   uint8_t len[8];

@@ -175,9 +175,11 @@ StepResult Trainer::gradient_step(const Batch& b) {
   if (needs & kNeedGramian) M = gramian(G);
   if (needs & kNeedJacobian) Gd = to_mat(G);
   for (int k = 0; k < K; ++k)
-    if (!ops::all_finite(G.narrow(0, k, 1)))
+    if (!ops::all_finite(G.narrow(0, k, 1))) {
+      if (o_.nan_policy == NanPolicy::Skip) { r.skipped = true; return r; }
       throw Error("Trainer::step", "gradient of task '" + model_.task(k).name + "' is not finite",
-                  "lower the learning rate or clip gradients");
+                  "lower the learning rate, clip gradients, or set nan_policy = skip");
+    }
   r.ms_grads = ms_since(t);
   t = Clock::now();
   StepInput in;

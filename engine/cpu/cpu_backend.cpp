@@ -1,5 +1,5 @@
 // engine/cpu/cpu_backend.cpp: CPU memory, copies, fills, random numbers, elementwise ops,
-// reductions and GEMM. (NN primitives: cpu_nn.cpp, cpu_conv.cpp; updates: cpu_optim.cpp.)
+// reductions and GEMM. (NN primitives: cpu_nn.cpp, cpu_conv.cpp; embedding, dropout and optimizer updates: cpu_misc.cpp.)
 #include "engine/cpu/cpu_backend.h"
 
 #include <cblas.h>
@@ -139,7 +139,7 @@ template <class T> static inline T unary_f(UnaryOp op, T x, T p, T q) {
     case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
     case UnaryOp::Abs: return std::abs(x);
     case UnaryOp::Sign: return T((x > T(0)) - (x < T(0)));
-    case UnaryOp::Relu: return x > T(0) ? x : T(0);
+    case UnaryOp::Relu: return x < T(0) ? T(0) : x;  // NaN propagates
     case UnaryOp::Gelu: return gelu_f(x);
     case UnaryOp::Tanh: return std::tanh(x);
     case UnaryOp::Sigmoid: return sigmoid_f(x);
@@ -200,7 +200,7 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, double p, doubl
       const T* xp = s + off[1];
       if (st[0] == 1 && st[1] == 1) {
         switch (op) {  // hot cases, vectorisable
-          case UnaryOp::Relu: for (int64_t i = 0; i < n; ++i) op_[i] = xp[i] > T(0) ? xp[i] : T(0); return;
+          case UnaryOp::Relu: for (int64_t i = 0; i < n; ++i) op_[i] = xp[i] < T(0) ? T(0) : xp[i]; return;
           case UnaryOp::Affine: for (int64_t i = 0; i < n; ++i) op_[i] = tp * xp[i] + tq; return;
           default: for (int64_t i = 0; i < n; ++i) op_[i] = unary_f(op, xp[i], tp, tq); return;
         }

@@ -12,6 +12,7 @@
 #include <cudnn.h>
 
 #include <climits>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -181,6 +182,8 @@ cudnnStatus_t execute(Kind kind, cudnnHandle_t h, const Descs& d, int algo, DTyp
 // caller then uses the direct kernels).
 bool run_cudnn(Kind kind, DeviceContext& ctx, DType dt, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OC,
                int64_t OH, int64_t OW, const ConvParams& p, const void* in0, const void* in1, void* out, const char* op) {
+  // POLYHEAD_CUDNN_DISABLE=1 forces the direct kernels (tests compare both paths)
+  if (const char* env = std::getenv("POLYHEAD_CUDNN_DISABLE"); env && env[0] == '1') return false;
   const bool tf32 = dt == DType::f32 && tf32_enabled();
   const Key key{int(kind), int(dt), int(tf32), ctx.index, N, C, H, W, OC, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw};
   int cached = -2;

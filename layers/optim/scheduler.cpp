@@ -97,6 +97,9 @@ LinearWarmup::LinearWarmup(Optimizer& optimizer, int64_t warmup_steps, std::shar
   PH_CHECK_HINT(!after_ || &after_->opt_ == &optimizer, "LinearWarmup",
                 "the scheduler to run after the warm-up drives another optimizer",
                 "build it over the same optimizer");
+  // Warm up to the lr the following schedule starts from (the optimizer's lr before any scheduler
+  // touched it), even when `after` already changed the optimizer's lr at its construction.
+  if (after_) base_lr_ = after_->base_lr_;
   sync();
   apply();
 }

@@ -9,7 +9,8 @@
 //   LinearWarmup(W, after, start)      e < W: base * (start + (1 - start) * e / W)
 //                                      e >= W: after's lr at epoch e - W (base when there is none)
 // LinearWarmup owns `after` and drives it (its last_epoch follows max(0, e - W)): build `after`
-// over the same optimizer first, then hand it over, and step only the warm-up.
+// over the same optimizer first, then hand it over, and step only the warm-up. With `after`, the
+// warm-up's base lr is after's base lr.
 // state_dict() holds "last_epoch" (i64) and "base_lr" (f64) (LinearWarmup adds "after.<key>");
 // load_state_dict() validates every key first, then restores them and sets the optimizer's lr to
 // lr_at(last_epoch).

@@ -18,16 +18,15 @@ void register_basic_methods(std::vector<RegistryEntry>& out) {
   add("sum", "Sum: weights 1 (torchjd Sum; linear scalarization)", "loss", make_sum);
   add("mean", "Mean: weights 1/K (torchjd Mean; linear scalarization)", "loss", make_mean);
   add("constant", "Constant: fixed user weights, option weights=w1,...,wK (torchjd Constant)", "loss", make_constant);
-  add("si", "SI: scale-invariant sum of log-losses, w = 1/L (Navon et al., Nash-MTL repo, ICML 2022)", "loss",
-      make_si);
+  add("si", "SI: scale-invariant sum of log-losses, w = 1/L (Navon et al., Nash-MTL repo, ICML 2022)", "loss", make_si);
   add("uw", "UW: uncertainty weighting with learnable log-variances (Kendall et al., CVPR 2018)", "loss", make_uw);
   add("dwa", "DWA: dynamic weight average of epoch loss ratios (Liu et al., CVPR 2019)", "loss", make_dwa);
   add("gls", "GLS: geometric mean of the losses (Chennupati et al., MultiNet++, CVPR Workshops 2019)", "loss",
       make_gls);
   add("rlw", "RLW: random loss weights softmax(N(0, I)) (Lin et al., TMLR 2022)", "loss", make_rlw);
   add("stch", "STCH: smooth Tchebycheff scalarization of log-losses (Lin et al., ICML 2024)", "loss", make_stch);
-  add("famo", "FAMO: fast adaptive multitask optimization with loss-decrease logits (Liu et al., NeurIPS 2023)",
-      "loss", make_famo);
+  add("famo", "FAMO: fast adaptive multitask optimization with loss-decrease logits (Liu et al., NeurIPS 2023)", "loss",
+      make_famo);
   // Gram-only gradient methods
   add("gradnorm", "GradNorm: learnable weights balancing gradient norms (Chen et al., ICML 2018)", "gramian",
       make_gradnorm);

@@ -20,8 +20,7 @@ std::string num_str(double x) {
 }
 
 void check_matrix(const std::string& method, const std::string& what, const Mat& A, int rows, int cols) {
-  if (A.rows != rows || (cols >= 0 && A.cols != cols) || A.cols < 1 ||
-      A.a.size() != size_t(A.rows) * size_t(A.cols))
+  if (A.rows != rows || (cols >= 0 && A.cols != cols) || A.cols < 1 || A.a.size() != size_t(A.rows) * size_t(A.cols))
     throw Error(method,
                 what + " has shape " + shape_str({A.rows, A.cols}) + ", expected " +
                     (cols >= 0 ? shape_str({rows, cols}) : "[" + std::to_string(rows) + ", P]"),
@@ -29,22 +28,20 @@ void check_matrix(const std::string& method, const std::string& what, const Mat&
   for (int i = 0; i < A.rows; ++i)
     for (int j = 0; j < A.cols; ++j)
       if (!std::isfinite(A(i, j)))
-        throw Error(method,
-                    what + "[" + std::to_string(i) + "][" + std::to_string(j) + "] = " + num_str(A(i, j)) +
-                        " is not finite",
-                    kNonFiniteHint);
+        throw Error(
+            method,
+            what + "[" + std::to_string(i) + "][" + std::to_string(j) + "] = " + num_str(A(i, j)) + " is not finite",
+            kNonFiniteHint);
 }
 
 void check_losses(const std::string& method, const std::string& what, std::span<const double> L, int K) {
   if (int(L.size()) != K)
     throw Error(method,
-                "got " + std::to_string(L.size()) + " values in " + what + " for K = " + std::to_string(K) +
-                    " tasks",
+                "got " + std::to_string(L.size()) + " values in " + what + " for K = " + std::to_string(K) + " tasks",
                 "pass one loss per task");
   for (int k = 0; k < K; ++k)
     if (!std::isfinite(L[k]))
-      throw Error(method, what + "[" + std::to_string(k) + "] = " + num_str(L[k]) + " is not finite",
-                  kNonFiniteHint);
+      throw Error(method, what + "[" + std::to_string(k) + "] = " + num_str(L[k]) + " is not finite", kNonFiniteHint);
 }
 
 }  // namespace
@@ -55,10 +52,10 @@ void check_vector(const std::string& method, const std::string& what, std::span<
 
 void check_input(const std::string& method, int K, const StepInput& in, unsigned need) {
   if (in.K != K)
-    throw Error(method,
-                "StepInput.K = " + std::to_string(in.K) + " but the method was made for K = " +
-                    std::to_string(K) + " tasks",
-                "make the method with the number of tasks the trainer steps");
+    throw Error(
+        method,
+        "StepInput.K = " + std::to_string(in.K) + " but the method was made for K = " + std::to_string(K) + " tasks",
+        "make the method with the number of tasks the trainer steps");
   if ((need & kNeedLosses) || !in.L.empty()) check_losses(method, "L", in.L, K);
   if (need & kNeedJacobian) {
     if (!in.G)
@@ -82,16 +79,16 @@ void check_input(const std::string& method, int K, const StepInput& in, unsigned
                   "enable representation gradients in the trainer for this method");
     const int P = in.G ? in.G->cols : in.rep->cols;
     if (in.rep->rows != 1 || in.rep->cols != P)
-      throw Error(method,
-                  "StepInput.rep has shape " + shape_str({in.rep->rows, in.rep->cols}) + ", expected " +
-                      shape_str({1, P}),
-                  "rep must have one entry per column of G");
+      throw Error(
+          method,
+          "StepInput.rep has shape " + shape_str({in.rep->rows, in.rep->cols}) + ", expected " + shape_str({1, P}),
+          "rep must have one entry per column of G");
     check_matrix(method, "rep", *in.rep, 1, P);
   }
   if (need & kNeedThreeSamples) {
     if (in.G3.size() != 3)
-      throw Error(method, "needs three independent gradient samples (StepInput.G3) but got " +
-                              std::to_string(in.G3.size()),
+      throw Error(method,
+                  "needs three independent gradient samples (StepInput.G3) but got " + std::to_string(in.G3.size()),
                   "the trainer must draw three batches per step for this method");
     const int P = in.G3[0].cols;
     for (int s = 0; s < 3; ++s) check_matrix(method, "G3[" + std::to_string(s) + "]", in.G3[s], K, P);
@@ -108,10 +105,10 @@ void check_input(const std::string& method, int K, const StepInput& in, unsigned
                   "the trainer must record the mean training loss of every finished epoch");
     const Mat& H = *in.loss_history;
     if (H.rows != K || H.a.size() != size_t(H.rows) * size_t(H.cols))
-      throw Error(method,
-                  "loss_history has shape " + shape_str({H.rows, H.cols}) + ", expected [" + std::to_string(K) +
-                      ", epochs]",
-                  "one row per task, one column per finished epoch");
+      throw Error(
+          method,
+          "loss_history has shape " + shape_str({H.rows, H.cols}) + ", expected [" + std::to_string(K) + ", epochs]",
+          "one row per task, one column per finished epoch");
     for (double x : H.a)
       if (!std::isfinite(x)) throw Error(method, "loss_history has a non-finite entry", kNonFiniteHint);
   }
@@ -266,15 +263,14 @@ std::optional<Vec> read_vec(const std::string& method, const StateDict& s, const
   if (it == s.end()) return std::nullopt;
   const Mat& m = it->second;
   if (!((m.rows == 1 && m.cols == n) || (m.cols == 1 && m.rows == n)))
-    throw Error(method,
-                "load_state: '" + key + "' has shape " + shape_str({m.rows, m.cols}) + ", expected " +
-                    shape_str({1, n}),
-                "the state was saved by a method made for a different number of tasks");
+    throw Error(
+        method,
+        "load_state: '" + key + "' has shape " + shape_str({m.rows, m.cols}) + ", expected " + shape_str({1, n}),
+        "the state was saved by a method made for a different number of tasks");
   return Vec(m.a.begin(), m.a.end());
 }
 
-std::optional<Mat> read_mat(const std::string& method, const StateDict& s, const std::string& key, int rows,
-                            int cols) {
+std::optional<Mat> read_mat(const std::string& method, const StateDict& s, const std::string& key, int rows, int cols) {
   auto it = s.find(key);
   if (it == s.end()) return std::nullopt;
   const Mat& m = it->second;

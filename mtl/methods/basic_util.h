@@ -55,15 +55,14 @@ Vec project_simplex_sdmgrad(std::span<const double> v);
 Vec parse_list(const std::string& method, const std::string& option, const std::string& text);
 
 // ---- state ----
-Mat row_mat(std::span<const double> v);      // 1 x n
-Mat scalar_mat(double x);                     // 1 x 1
+Mat row_mat(std::span<const double> v);  // 1 x n
+Mat scalar_mat(double x);                // 1 x 1
 // Throws if s has a key not in `known`.
 void check_state_keys(const std::string& method, const StateDict& s, std::initializer_list<const char*> known);
 // Reads a 1 x n (or n x 1) array of exactly n entries; nullopt when the key is absent.
 std::optional<Vec> read_vec(const std::string& method, const StateDict& s, const std::string& key, int n);
 // Reads a rows x cols matrix (cols < 0: any column count >= 1); nullopt when absent.
-std::optional<Mat> read_mat(const std::string& method, const StateDict& s, const std::string& key, int rows,
-                            int cols);
+std::optional<Mat> read_mat(const std::string& method, const StateDict& s, const std::string& key, int rows, int cols);
 // Reads a 1 x 1 scalar; nullopt when absent.
 std::optional<double> read_scalar(const std::string& method, const StateDict& s, const std::string& key);
 

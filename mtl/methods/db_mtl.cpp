@@ -21,14 +21,16 @@ public:
     check(in);
     for (int k = 0; k < K_; ++k)
       if (!(in.L[k] + 1e-8 > 0))
-        throw Error(name_, "loss of task " + std::to_string(k) + " is negative", "DB-MTL takes log(L + 1e-8); use losses >= 0");
+        throw Error(name_, "loss of task " + std::to_string(k) + " is negative",
+                    "DB-MTL takes log(L + 1e-8); use losses >= 0");
     const Mat& G = *in.G;
     const int P = G.cols;
     if (!buf_) buf_ = Mat(K_, P, 0.0);
     if (buf_->cols != P)
-      throw Error(name_,
-                  "G has P = " + std::to_string(P) + " columns but the gradient buffer has " + std::to_string(buf_->cols),
-                  "the shared parameter count must not change during training");
+      throw Error(
+          name_,
+          "G has P = " + std::to_string(P) + " columns but the gradient buffer has " + std::to_string(buf_->cols),
+          "the shared parameter count must not change during training");
     step_ += 1;
     const double a = beta_ / std::pow(step_, beta_sigma_);
     Mat& buf = *buf_;

@@ -27,8 +27,7 @@ public:
     if (H.cols < e)
       throw Error(name_,
                   "at epoch " + std::to_string(e) + " DWA needs the mean losses of epochs " + std::to_string(e - 2) +
-                      " and " + std::to_string(e - 1) + ", but loss_history has " + std::to_string(H.cols) +
-                      " columns",
+                      " and " + std::to_string(e - 1) + ", but loss_history has " + std::to_string(H.cols) + " columns",
                   "record the mean training loss of every finished epoch in loss_history");
     Vec r(static_cast<size_t>(K_));
     for (int k = 0; k < K_; ++k) {

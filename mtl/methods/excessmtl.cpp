@@ -26,16 +26,17 @@ public:
     const int P = G.cols;
     if (!H_) H_ = Mat(K_, P, 0.0);
     if (H_->cols != P)
-      throw Error(name_,
-                  "G has P = " + std::to_string(P) + " columns but the AdaGrad accumulator has " +
-                      std::to_string(H_->cols),
-                  "the shared parameter count must not change during training");
+      throw Error(
+          name_,
+          "G has P = " + std::to_string(P) + " columns but the AdaGrad accumulator has " + std::to_string(H_->cols),
+          "the shared parameter count must not change during training");
     if (!first_) {
       for (int k = 0; k < K_; ++k)
         if (!((*init_)[k] > 0))
           throw Error(name_,
-                      "task " + std::to_string(k) + " had a zero gradient on the first step, so its excess-risk "
-                      "normaliser is 0 and the weight update is 0/0",
+                      "task " + std::to_string(k) +
+                          " had a zero gradient on the first step, so its excess-risk "
+                          "normaliser is 0 and the weight update is 0/0",
                       "make sure every task has a non-zero gradient on the first step (or reset the method)");
     }
     Mat& H = *H_;

@@ -53,8 +53,8 @@ std::unique_ptr<Method> make_constant(int K, const Options& o) {
   Vec w = parse_list("constant", "weights", o.get_string("weights", ""));
   if (int(w.size()) != K)
     throw Error("make_method",
-                "method 'constant': option 'weights' has " + std::to_string(w.size()) + " entries for K = " +
-                    std::to_string(K) + " tasks",
+                "method 'constant': option 'weights' has " + std::to_string(w.size()) +
+                    " entries for K = " + std::to_string(K) + " tasks",
                 "give exactly one weight per task");
   if (!all_finite(w)) throw Error("make_method", "method 'constant': option 'weights' has a non-finite entry");
   return std::make_unique<FixedWeights>("constant", K, std::move(w));

@@ -16,7 +16,8 @@ namespace {
 
 class GradNorm final : public BasicMethod {
 public:
-  GradNorm(int K, double alpha) : BasicMethod("gradnorm", K), alpha_(alpha), s_(size_t(K), 1.0), grad_(size_t(K), 0.0) {}
+  GradNorm(int K, double alpha)
+      : BasicMethod("gradnorm", K), alpha_(alpha), s_(size_t(K), 1.0), grad_(size_t(K), 0.0) {}
   unsigned needs() const override { return kNeedLosses | kNeedGramian | kNeedLossHistory; }
 
   StepOutput step(const StepInput& in) override {
@@ -32,10 +33,12 @@ public:
       throw Error(name_, "from epoch 1 on GradNorm needs the epoch-0 mean losses, but loss_history is empty",
                   "record the mean training loss of every finished epoch in loss_history");
     if (!all_finite(s_))
-      throw Error(name_, "the learnable logits became non-finite", "lower the learning rate of the method's parameters");
+      throw Error(name_, "the learnable logits became non-finite",
+                  "lower the learning rate of the method's parameters");
     const Mat M = gramian_of(in);
     const Vec z = softmax(s_);
-    Vec w(static_cast<size_t>(K_)), n(static_cast<size_t>(K_)), GW(static_cast<size_t>(K_)), Lt(static_cast<size_t>(K_));
+    Vec w(static_cast<size_t>(K_)), n(static_cast<size_t>(K_)), GW(static_cast<size_t>(K_)),
+        Lt(static_cast<size_t>(K_));
     double Gbar = 0.0, Lmean = 0.0;
     for (int k = 0; k < K_; ++k) {
       if (!(H(k, 0) > 0))

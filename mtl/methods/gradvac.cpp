@@ -12,10 +12,10 @@
 // StepOutput.reported = ones (LibMTL's return value, which does not describe d).
 // State: rho_T (K x K*groups, [i][j*groups + k]), step. load_state(state()) restores exactly.
 // Invariants: rho_T starts at 0; heads get unweighted gradients.
-#include "mtl/methods/basic_methods.h"
-
 #include <algorithm>
 #include <numeric>
+
+#include "mtl/methods/basic_methods.h"
 
 namespace polyhead::mtl::basic {
 namespace {
@@ -23,8 +23,11 @@ namespace {
 class GradVac final : public BasicMethod {
 public:
   GradVac(int K, double beta, std::vector<int> groups)
-      : BasicMethod("gradvac", K), beta_(beta), groups_(std::move(groups)),
-        ng_(groups_.empty() ? 1 : int(groups_.size())), rho_(K, K * ng_, 0.0) {}
+      : BasicMethod("gradvac", K),
+        beta_(beta),
+        groups_(std::move(groups)),
+        ng_(groups_.empty() ? 1 : int(groups_.size())),
+        rho_(K, K * ng_, 0.0) {}
   unsigned needs() const override { return groups_.empty() ? kNeedGramian : kNeedJacobian; }
 
   StepOutput step(const StepInput& in) override {
@@ -64,7 +67,8 @@ private:
     const double rt = rhoT;
     double w = 0.0;
     if (rho < rt)
-      w = pn * (rt * std::sqrt(1.0 - rho * rho) - rho * std::sqrt(1.0 - rt * rt)) / (gn * std::sqrt(1.0 - rt * rt) + 1e-8);
+      w = pn * (rt * std::sqrt(1.0 - rho * rho) - rho * std::sqrt(1.0 - rt * rt)) /
+          (gn * std::sqrt(1.0 - rt * rt) + 1e-8);
     rhoT = (1.0 - beta_) * rt + beta_ * rho;  // always, with the rho measured before the correction
     return w;
   }
@@ -96,10 +100,10 @@ private:
     const Mat& G = *in.G;
     const int total = std::accumulate(groups_.begin(), groups_.end(), 0);
     if (total != G.cols)
-      throw Error(name_,
-                  "option groups sums to " + std::to_string(total) + " but G has P = " + std::to_string(G.cols) +
-                      " columns",
-                  "give group sizes that add up to the number of shared parameters");
+      throw Error(
+          name_,
+          "option groups sums to " + std::to_string(total) + " but G has P = " + std::to_string(G.cols) + " columns",
+          "give group sizes that add up to the number of shared parameters");
     Mat Pc = G;
     for (int i = 0; i < K_; ++i) {
       for (int j : others_shuffled(i, rng)) {

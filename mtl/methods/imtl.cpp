@@ -54,7 +54,8 @@ public:
   StepOutput step(const StepInput& in) override {
     check(in);
     if (!all_finite(s_))
-      throw Error(name_, "the learnable loss scales became non-finite", "lower the learning rate of the method's parameters");
+      throw Error(name_, "the learnable loss scales became non-finite",
+                  "lower the learning rate of the method's parameters");
     const Mat M = gramian_of(in);
     Vec e(static_cast<size_t>(K_)), n(static_cast<size_t>(K_));
     for (int k = 0; k < K_; ++k) {
@@ -67,8 +68,9 @@ public:
     for (int k = 0; k < K_; ++k) {
       n[k] = std::sqrt(std::max(Ms(k, k), 0.0));
       if (!(n[k] > 0))
-        throw Error(name_, "the gradient of task " + std::to_string(k) + " is zero, so its unit direction is 0/0",
-                    "IMTL-G needs every task to have a non-zero gradient; use a method that tolerates it (e.g. imtl_g, mgda)");
+        throw Error(
+            name_, "the gradient of task " + std::to_string(k) + " is zero, so its unit direction is 0/0",
+            "IMTL-G needs every task to have a non-zero gradient; use a method that tolerates it (e.g. imtl_g, mgda)");
     }
     Vec alpha(static_cast<size_t>(K_));
     if (K_ == 1) {

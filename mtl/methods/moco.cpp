@@ -17,8 +17,13 @@ namespace {
 class MoCo final : public BasicMethod {
 public:
   MoCo(int K, double beta, double beta_sigma, double gamma, double gamma_sigma, double rho)
-      : BasicMethod("moco", K), beta_(beta), beta_sigma_(beta_sigma), gamma_(gamma), gamma_sigma_(gamma_sigma),
-        rho_(rho), lambd_(size_t(K), 1.0 / K) {}
+      : BasicMethod("moco", K),
+        beta_(beta),
+        beta_sigma_(beta_sigma),
+        gamma_(gamma),
+        gamma_sigma_(gamma_sigma),
+        rho_(rho),
+        lambd_(size_t(K), 1.0 / K) {}
   unsigned needs() const override { return kNeedLosses | kNeedJacobian; }
 
   StepOutput step(const StepInput& in) override {
@@ -27,10 +32,10 @@ public:
     const int P = G.cols;
     if (!y_) y_ = Mat(K_, P, 0.0);
     if (y_->cols != P)
-      throw Error(name_,
-                  "G has P = " + std::to_string(P) + " columns but the tracked gradients y have " +
-                      std::to_string(y_->cols),
-                  "the shared parameter count must not change during training");
+      throw Error(
+          name_,
+          "G has P = " + std::to_string(P) + " columns but the tracked gradients y have " + std::to_string(y_->cols),
+          "the shared parameter count must not change during training");
     step_ += 1;
     const double a = beta_ / std::pow(step_, beta_sigma_);
     const double b = gamma_ / std::pow(step_, gamma_sigma_);

@@ -14,7 +14,8 @@ namespace {
 
 class MoDo final : public BasicMethod {
 public:
-  MoDo(int K, double gamma, double rho) : BasicMethod("modo", K), gamma_(gamma), rho_(rho), lambd_(size_t(K), 1.0 / K) {}
+  MoDo(int K, double gamma, double rho)
+      : BasicMethod("modo", K), gamma_(gamma), rho_(rho), lambd_(size_t(K), 1.0 / K) {}
   unsigned needs() const override { return kNeedThreeSamples; }
 
   StepOutput step(const StepInput& in) override {

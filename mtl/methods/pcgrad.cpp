@@ -10,9 +10,9 @@
 // Randomness: K calls of rng->shuffle on [0..K-1] per step (throws when rng is null).
 // Invariants: stateless, Gram-only; w is what LibMTL returns, so no separate reported weights;
 // heads get unweighted gradients.
-#include "mtl/methods/basic_methods.h"
-
 #include <numeric>
+
+#include "mtl/methods/basic_methods.h"
 
 namespace polyhead::mtl::basic {
 namespace {
@@ -53,8 +53,10 @@ private:
     std::vector<char> seen(size_t(K_), 0);
     bool ok = int(order.size()) == K_;
     for (int j : order) {
-      if (j < 0 || j >= K_ || seen[j]) ok = false;
-      else seen[j] = 1;
+      if (j < 0 || j >= K_ || seen[j])
+        ok = false;
+      else
+        seen[j] = 1;
     }
     if (!ok) throw Error(name_, "the random source's shuffle did not return a permutation of the tasks");
   }

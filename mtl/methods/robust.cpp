@@ -9,10 +9,10 @@
 //     Rates", ICML 2018): per column, sort the K values, drop the trim_number largest and smallest,
 //     average the rest (returned as d). Option trim_number (default 0); K >= 2 trim_number + 1.
 // Invariants: stateless, deterministic (ties broken by task index); heads get unweighted gradients.
-#include "mtl/methods/basic_methods.h"
-
 #include <algorithm>
 #include <numeric>
+
+#include "mtl/methods/basic_methods.h"
 
 namespace polyhead::mtl::basic {
 namespace {
@@ -82,12 +82,13 @@ std::unique_ptr<Method> make_krum(int K, const Options& o) {
   if (f < 0) throw Error("make_method", "method 'krum': option n_byzantine must be >= 0");
   if (m < 1) throw Error("make_method", "method 'krum': option n_selected must be >= 1");
   if (K < f + 3)
-    throw Error("make_method",
-                "method 'krum' needs K >= n_byzantine + 3 = " + std::to_string(f + 3) + " tasks, got K = " +
-                    std::to_string(K),
-                "lower n_byzantine or use another aggregator for so few tasks");
+    throw Error(
+        "make_method",
+        "method 'krum' needs K >= n_byzantine + 3 = " + std::to_string(f + 3) + " tasks, got K = " + std::to_string(K),
+        "lower n_byzantine or use another aggregator for so few tasks");
   if (K < m)
-    throw Error("make_method", "method 'krum': n_selected = " + std::to_string(m) + " exceeds K = " + std::to_string(K));
+    throw Error("make_method",
+                "method 'krum': n_selected = " + std::to_string(m) + " exceeds K = " + std::to_string(K));
   return std::make_unique<Krum>(K, f, m);
 }
 

@@ -16,7 +16,8 @@ namespace {
 
 class SDMGrad final : public BasicMethod {
 public:
-  SDMGrad(int K, double lamda, int niter) : BasicMethod("sdmgrad", K), lamda_(lamda), niter_(niter), w_(size_t(K), 1.0 / K) {}
+  SDMGrad(int K, double lamda, int niter)
+      : BasicMethod("sdmgrad", K), lamda_(lamda), niter_(niter), w_(size_t(K), 1.0 / K) {}
   unsigned needs() const override { return kNeedThreeSamples; }
 
   StepOutput step(const StepInput& in) override {
@@ -47,7 +48,8 @@ public:
       for (int i = 0; i < K_; ++i) w_[i] = w_[i] + (-5.0) * buf[i];
       w_ = project_simplex_sdmgrad(w_);
     }
-    if (!all_finite(w_)) throw Error(name_, "the task weights became non-finite", "check the gradients for extreme values");
+    if (!all_finite(w_))
+      throw Error(name_, "the task weights became non-finite", "check the gradients for extreme values");
     const int P = Z.cols;
     StepOutput out;
     out.d.assign(size_t(P), 0.0);

@@ -95,8 +95,12 @@ std::vector<double> nice_ticks(double lo, double hi, int n) {
   for (double m : {1.0, 2.0, 5.0, 10.0})
     if (m * mag >= raw) { step = m * mag; break; }
   std::vector<double> t;
-  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
+  const double first = std::ceil(lo / step - 1e-9);
+  for (int i = 0; i < 1000; ++i) {
+    double v = (first + i) * step;
+    if (v > hi + step * 1e-9) break;
     t.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  }
   return t;
 }
 

@@ -74,6 +74,7 @@ CagradDualResult cagrad_dual(const Mat& A, std::span<const double> p, double c, 
     // Centering: damped Newton on t f(w) - sum log w, subject to sum w = 1, in the coordinates
     // w_i (i != m) with w_m = 1 - sum_{i != m} w_i, m the largest weight (a null-space method:
     // no cancellation between the multiplier and the large components of t grad f).
+    double prev_lam2 = 1e300;
     for (int it = 0; it < 100; ++it) {
       Vec Aw = linalg::matvec(A, w);
       double q = std::max(linalg::dot(w, Aw), 0.0);
@@ -110,6 +111,9 @@ CagradDualResult cagrad_dual(const Mat& A, std::span<const double> p, double c, 
       const double lam2 = linalg::dot(gr, dz);  // Newton decrement^2 = gr . Hr^-1 gr
       ++res.newton_iterations;
       if (!(lam2 > 1e-14)) break;
+      // At the largest t the decrement stalls at rounding level (no more quadratic convergence).
+      if (it >= 6 && lam2 > 0.25 * prev_lam2 && lam2 < 1.0) break;
+      prev_lam2 = lam2;
       double smax = 1.0;
       for (int i = 0; i < n; ++i)
         if (dw[i] < 0) smax = std::min(smax, -0.99 * w[i] / dw[i]);

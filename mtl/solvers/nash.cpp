@@ -75,6 +75,7 @@ bool nash_subproblem(const Mat& B, double lk, std::span<const double> a, std::sp
   Vec good = alpha;
   bool broke_down = false;
   for (int outer = 0; outer < 40 && !broke_down; ++outer) {
+    double prev_lam2 = 1e300;
     for (int it = 0; it < 60; ++it) {
       if (!constraint_values(B, lk, alpha, r, h) || *std::min_element(h.begin(), h.end()) <= 0.0) {
         alpha = good;  // rounding pushed a constraint across 0: keep the last strictly feasible point
@@ -85,24 +86,31 @@ bool nash_subproblem(const Mat& B, double lk, std::span<const double> a, std::sp
       Vec g(n);
       Mat H(n, n);
       for (int i = 0; i < n; ++i) g[i] = t * a[i];
+      Vec gh(n);
       for (int i = 0; i < n; ++i) {
         // grad h_i = e_i / alpha_i + B_i / r_i ;  -hess h_i = e_i e_i^T / alpha_i^2 + B_i B_i^T / r_i^2
-        Vec gh(n);
-        for (int j = 0; j < n; ++j) gh[j] = B(i, j) / r[i];
+        const double hi = h[i], inv_r = 1.0 / r[i];
+        for (int j = 0; j < n; ++j) gh[j] = B(i, j) * inv_r;
         gh[i] += 1.0 / alpha[i];
-        const double hi = h[i];
+        const double c1 = 1.0 / (hi * hi), c2 = inv_r * inv_r / hi, inv_h = 1.0 / hi;
         for (int j = 0; j < n; ++j) {
-          g[j] -= gh[j] / hi;
-          for (int k = 0; k < n; ++k)
-            H(j, k) += gh[j] * gh[k] / (hi * hi) + B(i, j) * B(i, k) / (r[i] * r[i] * hi);
+          g[j] -= gh[j] * inv_h;
+          const double a1 = c1 * gh[j], a2 = c2 * B(i, j);
+          for (int k = 0; k <= j; ++k) H(j, k) += a1 * gh[k] + a2 * B(i, k);
         }
         H(i, i) += 1.0 / (alpha[i] * alpha[i] * hi);
       }
+      for (int j = 0; j < n; ++j)
+        for (int k = 0; k < j; ++k) H(k, j) = H(j, k);
       Vec dx;
       if (!spd_solve(H, g, dx)) return false;
       for (double& v : dx) v = -v;
       const double lam2 = linalg::quad(H, dx);  // Newton decrement^2
       if (!(lam2 > 1e-10)) break;
+      // At the largest t the decrement stalls at the rounding level of h (no more quadratic
+      // convergence): stop centering there.
+      if (it >= 6 && lam2 > 0.25 * prev_lam2 && lam2 < 1.0) break;
+      prev_lam2 = lam2;
       // Change of the barrier function along dx from differences (no cancellation at large t):
       // h_i(alpha + s dx) - h_i(alpha) = log1p(s dx_i / alpha_i) + log1p(s (B dx)_i / r_i).
       const Vec Bdx = linalg::matvec(B, dx);

@@ -57,6 +57,7 @@ void train(nn::Module& m, optim::Optimizer& opt, int steps) {
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  if (a.numel() == 0) return true;
   Tensor ca = a.contiguous(), cb = b.contiguous();
   return std::memcmp(ca.raw(), cb.raw(), size_t(ca.numel()) * ca.itemsize()) == 0;
 }

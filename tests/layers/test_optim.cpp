@@ -67,6 +67,7 @@ std::vector<double> concat(const std::vector<Variable>& params) {
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  if (a.numel() == 0) return true;
   Tensor ca = a.contiguous(), cb = b.contiguous();
   return std::memcmp(ca.raw(), cb.raw(), size_t(ca.numel()) * ca.itemsize()) == 0;
 }
@@ -483,6 +484,18 @@ TEST_CASE("scheduler: learning rates follow the closed forms") {
       CHECK(opt.lr() == doctest::Approx(want).epsilon(1e-15));
       CHECK(cos->last_epoch() == std::max(0, e - 3));
       warm.step();
+    }
+  }
+  SUBCASE("warm-up after a warm-up keeps the original base lr") {
+    optim::SGD opt(*net, optim::SGDOptions(0.4));
+    auto inner = std::make_shared<optim::LinearWarmup>(opt, 2);  // sets the lr to 0 at once
+    CHECK(opt.lr() == 0.0);
+    optim::LinearWarmup outer(opt, 2, inner, 0.5);
+    CHECK(outer.base_lr() == 0.4);
+    std::vector<double> want{0.2, 0.3, 0.0, 0.2, 0.4, 0.4};
+    for (double w : want) {
+      CHECK(opt.lr() == doctest::Approx(w).epsilon(1e-15));
+      outer.step();
     }
   }
   SUBCASE("argument checks") {

@@ -48,31 +48,65 @@ Spec map_method(const std::string& lib, const std::string& m, const json& hp) {
     if (hp.contains(key) && !hp[key].is_null()) s.opts.set(name, opt_str(hp[key]));
   };
   if (lib == "LibMTL") {
-    if (m == "EW") s.name = "ew";
-    else if (m == "UW") s.name = "uw";
-    else if (m == "GLS") s.name = "gls";
-    else if (m == "RLW") s.name = "rlw";
-    else if (m == "IMTL") s.name = "imtl";
-    else if (m == "GradNorm") { s.name = "gradnorm"; opt("alpha", "alpha"); }
-    else if (m == "DWA") { s.name = "dwa"; opt("T", "T"); }
-    else if (m == "STCH") { s.name = "stch"; opt("mu", "STCH_mu"); opt("warmup_epoch", "STCH_warmup_epoch"); }
-    else if (m == "FAMO") { s.name = "famo"; opt("lr", "FAMO_w_lr"); opt("weight_decay", "FAMO_w_gamma"); }
-    else if (m == "PCGrad") { s.name = "pcgrad"; s.opts.set("variant", "libmtl"); }
-    else if (m == "GradVac") {
+    if (m == "EW")
+      s.name = "ew";
+    else if (m == "UW")
+      s.name = "uw";
+    else if (m == "GLS")
+      s.name = "gls";
+    else if (m == "RLW")
+      s.name = "rlw";
+    else if (m == "IMTL")
+      s.name = "imtl";
+    else if (m == "GradNorm") {
+      s.name = "gradnorm";
+      opt("alpha", "alpha");
+    } else if (m == "DWA") {
+      s.name = "dwa";
+      opt("T", "T");
+    } else if (m == "STCH") {
+      s.name = "stch";
+      opt("mu", "STCH_mu");
+      opt("warmup_epoch", "STCH_warmup_epoch");
+    } else if (m == "FAMO") {
+      s.name = "famo";
+      opt("lr", "FAMO_w_lr");
+      opt("weight_decay", "FAMO_w_gamma");
+    } else if (m == "PCGrad") {
+      s.name = "pcgrad";
+      s.opts.set("variant", "libmtl");
+    } else if (m == "GradVac") {
       if (hp.contains("GradVac_group_type") && hp["GradVac_group_type"].get<int>() != 0)
         throw std::runtime_error("GradVac group_type other than 0 has no engine mapping");
       s.name = "gradvac";
       opt("beta", "GradVac_beta");
-    } else if (m == "GradDrop") { s.name = "graddrop"; s.opts.set("variant", "libmtl"); opt("leak", "leak"); }
-    else if (m == "MoCo") {
+    } else if (m == "GradDrop") {
+      s.name = "graddrop";
+      s.opts.set("variant", "libmtl");
+      opt("leak", "leak");
+    } else if (m == "MoCo") {
       s.name = "moco";
-      opt("beta", "MoCo_beta"); opt("beta_sigma", "MoCo_beta_sigma"); opt("gamma", "MoCo_gamma");
-      opt("gamma_sigma", "MoCo_gamma_sigma"); opt("rho", "MoCo_rho");
-    } else if (m == "DB_MTL") { s.name = "db_mtl"; opt("beta", "DB_beta"); opt("beta_sigma", "DB_beta_sigma"); }
-    else if (m == "ExcessMTL") { s.name = "excessmtl"; opt("robust_step_size", "robust_step_size"); }
-    else if (m == "MoDo") { s.name = "modo"; opt("gamma", "MoDo_gamma"); opt("rho", "MoDo_rho"); }
-    else if (m == "SDMGrad") { s.name = "sdmgrad"; opt("lamda", "SDMGrad_lamda"); opt("niter", "SDMGrad_niter"); }
-    else if (m == "MGDA") {
+      opt("beta", "MoCo_beta");
+      opt("beta_sigma", "MoCo_beta_sigma");
+      opt("gamma", "MoCo_gamma");
+      opt("gamma_sigma", "MoCo_gamma_sigma");
+      opt("rho", "MoCo_rho");
+    } else if (m == "DB_MTL") {
+      s.name = "db_mtl";
+      opt("beta", "DB_beta");
+      opt("beta_sigma", "DB_beta_sigma");
+    } else if (m == "ExcessMTL") {
+      s.name = "excessmtl";
+      opt("robust_step_size", "robust_step_size");
+    } else if (m == "MoDo") {
+      s.name = "modo";
+      opt("gamma", "MoDo_gamma");
+      opt("rho", "MoDo_rho");
+    } else if (m == "SDMGrad") {
+      s.name = "sdmgrad";
+      opt("lamda", "SDMGrad_lamda");
+      opt("niter", "SDMGrad_niter");
+    } else if (m == "MGDA") {
       s.name = "mgda";
       s.opts.set("gn", hp.contains("mgda_gn") ? hp["mgda_gn"].get<std::string>() : "none");
       s.opts.set("solver", "libmtl");
@@ -83,24 +117,43 @@ Spec map_method(const std::string& lib, const std::string& m, const json& hp) {
       s.rescale = hp.value("rescale", 1);
       s.opts.set("calpha", fmt(s.calpha));
       s.opts.set("rescale", std::to_string(s.rescale));
-    } else if (m == "FairGrad") { s.name = "fairgrad"; s.opts.set("alpha", hp.contains("FairGrad_alpha") ? opt_str(hp["FairGrad_alpha"]) : "1"); }
-    else if (m == "Aligned_MTL") { s.name = "aligned_mtl"; s.opts.set("scale", "libmtl"); }
+    } else if (m == "FairGrad") {
+      s.name = "fairgrad";
+      s.opts.set("alpha", hp.contains("FairGrad_alpha") ? opt_str(hp["FairGrad_alpha"]) : "1");
+    } else if (m == "Aligned_MTL") {
+      s.name = "aligned_mtl";
+      s.opts.set("scale", "libmtl");
+    }
   } else if (lib == "torchjd") {
-    if (m == "Mean") s.name = "mean";
-    else if (m == "Sum") s.name = "sum";
-    else if (m == "Random") s.name = "rlw";
-    else if (m == "PCGrad") { s.name = "pcgrad"; s.opts.set("variant", "torchjd"); }
-    else if (m == "GradDrop") {
+    if (m == "Mean")
+      s.name = "mean";
+    else if (m == "Sum")
+      s.name = "sum";
+    else if (m == "Random")
+      s.name = "rlw";
+    else if (m == "PCGrad") {
+      s.name = "pcgrad";
+      s.opts.set("variant", "torchjd");
+    } else if (m == "GradDrop") {
       if (hp.contains("f") && hp["f"] != "identity") throw std::runtime_error("GradDrop f other than identity");
       s.name = "graddrop";
       s.opts.set("variant", "torchjd");
-      if (hp.contains("leak") && !hp["leak"].is_null()) throw std::runtime_error("GradDrop per-row leak has no mapping");
-    } else if (m == "Krum") s.name = "krum";
-    else if (m == "TrimmedMean") s.name = "trimmedmean";
-    else if (m == "MGDA") { s.name = "mgda"; s.opts.set("solver", "torchjd"); }
-    else if (m == "IMTLG") s.name = "imtl_g";
-    else if (m == "AlignedMTL") { s.name = "aligned_mtl"; s.opts.set("scale", "torchjd"); }
-    else if (m == "ConFIG") s.name = "config";
+      if (hp.contains("leak") && !hp["leak"].is_null())
+        throw std::runtime_error("GradDrop per-row leak has no mapping");
+    } else if (m == "Krum")
+      s.name = "krum";
+    else if (m == "TrimmedMean")
+      s.name = "trimmedmean";
+    else if (m == "MGDA") {
+      s.name = "mgda";
+      s.opts.set("solver", "torchjd");
+    } else if (m == "IMTLG")
+      s.name = "imtl_g";
+    else if (m == "AlignedMTL") {
+      s.name = "aligned_mtl";
+      s.opts.set("scale", "torchjd");
+    } else if (m == "ConFIG")
+      s.name = "config";
   }
   if (s.name.empty()) throw std::runtime_error("no engine method is mapped for " + lib + " " + m);
   return s;
@@ -336,9 +389,10 @@ CaseResult run_case(const std::string& file, const json& top, const Spec& spec, 
       }
     }
     return fail(steps.size() - 1, expect_error ? "error" : "nonfinite",
-                expect_error ? "the reference raised (" + c["error"].get<std::string>() +
-                                   ") but the engine returned finite output without an error"
-                             : "the reference output is non-finite but the engine returned finite output without an error");
+                expect_error
+                    ? "the reference raised (" + c["error"].get<std::string>() +
+                          ") but the engine returned finite output without an error"
+                    : "the reference output is non-finite but the engine returned finite output without an error");
   }
 
   for (size_t s = 0; s < steps.size(); ++s) {
@@ -352,7 +406,8 @@ CaseResult run_case(const std::string& file, const json& top, const Spec& spec, 
     } catch (const std::exception& e) {
       return fail(s, "step", std::string("threw: ") + e.what());
     }
-    if (!sd.rng.exhausted()) return fail(s, "draws", "the method used fewer draws than the reference: left " + sd.rng.left());
+    if (!sd.rng.exhausted())
+      return fail(s, "draws", "the method used fewer draws than the reference: left " + sd.rng.left());
     // d
     const std::vector<double> d = engine_d(out, sd);
     if (!ill.count("d")) {
@@ -362,7 +417,8 @@ CaseResult run_case(const std::string& file, const json& top, const Spec& spec, 
     // weights
     if (!ill.count("weights") && st.contains("weights") && !st["weights"].is_null()) {
       const std::vector<double> w = out.reported ? *out.reported : out.w;
-      if (w.empty()) return fail(s, "weights", "the reference returns weights but the method gives neither reported nor w");
+      if (w.empty())
+        return fail(s, "weights", "the reference returns weights but the method gives neither reported nor w");
       if (!close(w, flat(st["weights"]), group_tol(top, c, "weights"), sd.zero_scale, why))
         return fail(s, "weights", why);
     }
@@ -376,7 +432,8 @@ CaseResult run_case(const std::string& file, const json& top, const Spec& spec, 
         if (++arrays > 1) return fail(s, "state", "the reference has several parameter arrays; the engine one");
         if (v.is_null()) {
           for (double x : eg)
-            if (x != 0.0) return fail(s, "state", "param_grad '" + k + "': the reference has no gradient, the engine " + fmt(x));
+            if (x != 0.0)
+              return fail(s, "state", "param_grad '" + k + "': the reference has no gradient, the engine " + fmt(x));
         } else if (!close(eg, flat(v), group_tol(top, c, "state"), sd.zero_scale, why)) {
           return fail(s, "state", "param_grad '" + k + "': " + why);
         }
@@ -399,7 +456,8 @@ CaseResult run_case(const std::string& file, const json& top, const Spec& spec, 
       for (const auto& [k, v] : st["state_after"].items()) {
         auto it = state.find(k);
         if (v.is_null()) {
-          if (it != state.end()) return fail(s, "state", "state '" + k + "': the reference has none yet, the engine has one");
+          if (it != state.end())
+            return fail(s, "state", "state '" + k + "': the reference has none yet, the engine has one");
           continue;
         }
         if (it == state.end()) return fail(s, "state", "state '" + k + "' is missing from the engine's state()");
@@ -437,14 +495,14 @@ TEST_CASE("golden MTL vectors: every method against LibMTL / torchjd") {
       const fs::path& p = e.path();
       if (p.extension() != ".json" || p.filename() == "manifest.json") continue;
       const std::string fname = p.filename().string();
-      if (!filter.empty() &&
-          std::none_of(filter.begin(), filter.end(), [&](const std::string& f) { return fname.find(f) != std::string::npos; }))
+      if (!filter.empty() && std::none_of(filter.begin(), filter.end(),
+                                          [&](const std::string& f) { return fname.find(f) != std::string::npos; }))
         continue;
       files.push_back(p);
     }
   std::sort(files.begin(), files.end());
-  REQUIRE_MESSAGE(!files.empty(), "no golden *.json files in " << dir
-                                      << (filter.empty() ? "" : " matching POLYHEAD_GOLDEN_FILTER")
+  REQUIRE_MESSAGE(!files.empty(), "no golden *.json files in "
+                                      << dir << std::string(filter.empty() ? "" : " matching POLYHEAD_GOLDEN_FILTER")
                                       << " (set POLYHEAD_GOLDEN_DIR)");
 
   // The manifest (when present and no filter is set) must list exactly the files found.
@@ -493,20 +551,29 @@ TEST_CASE("golden MTL vectors: every method against LibMTL / torchjd") {
         }
       }
       switch (r.outcome) {
-        case Outcome::Passed: ++passed; break;
-        case Outcome::ExpectedError: ++errors; break;
-        case Outcome::ExpectedNonfinite: ++nonfinite; break;
-        case Outcome::Failed: failures.push_back(r.msg); break;
+        case Outcome::Passed:
+          ++passed;
+          break;
+        case Outcome::ExpectedError:
+          ++errors;
+          break;
+        case Outcome::ExpectedNonfinite:
+          ++nonfinite;
+          break;
+        case Outcome::Failed:
+          failures.push_back(r.msg);
+          break;
       }
       if (r.skipped_groups && r.outcome != Outcome::Failed) ++skipped;
     }
     const int n = int(cases.size());
     total_cases += n;
     total_failed += int(failures.size());
-    std::printf("golden %-28s -> %-12s %3d cases: %3d passed (%d expected errors, %d non-finite, %d with skipped "
-                "ill-conditioned groups), %d FAILED\n",
-                fname.c_str(), map_error.empty() ? spec.name.c_str() : "(unmapped)", n,
-                passed + errors + nonfinite, errors, nonfinite, skipped, int(failures.size()));
+    std::printf(
+        "golden %-28s -> %-12s %3d cases: %3d passed (%d expected errors, %d non-finite, %d with skipped "
+        "ill-conditioned groups), %d FAILED\n",
+        fname.c_str(), map_error.empty() ? spec.name.c_str() : "(unmapped)", n, passed + errors + nonfinite, errors,
+        nonfinite, skipped, int(failures.size()));
     const size_t shown = std::min<size_t>(failures.size(), 3);
     for (size_t i = 0; i < shown; ++i) FAIL_CHECK(failures[i]);
     if (failures.size() > shown)

@@ -98,8 +98,7 @@ public:
     std::vector<int> a = v, b = p;
     std::sort(a.begin(), a.end());
     std::sort(b.begin(), b.end());
-    if (a != b)
-      throw std::runtime_error("replay: shuffle of " + str(v) + " but the reference shuffled " + str(p));
+    if (a != b) throw std::runtime_error("replay: shuffle of " + str(v) + " but the reference shuffled " + str(p));
     v = p;
   }
   void normal(std::span<double> out) override { take(normals, out, "normal"); }
@@ -117,7 +116,8 @@ private:
     return s + "]";
   }
   static void take(std::deque<std::vector<double>>& q, std::span<double> out, const char* what) {
-    if (q.empty()) throw std::runtime_error(std::string("replay: the method drew more ") + what + " vectors than the reference");
+    if (q.empty())
+      throw std::runtime_error(std::string("replay: the method drew more ") + what + " vectors than the reference");
     if (q.front().size() != out.size())
       throw std::runtime_error(std::string("replay: the method drew ") + std::to_string(out.size()) + " " + what +
                                " values, the reference " + std::to_string(q.front().size()));

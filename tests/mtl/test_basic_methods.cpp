@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -98,8 +98,9 @@ struct LcgRandom : Random {
 };
 
 const Mat J_base = make_mat(2, 3, {-4, 1, 1, 6, 1, 1});
-const Mat J3 = make_mat(3, 5, {0.1257, -0.1321, 0.6404, 0.1049, -0.5357, 0.173, 1.5022, -0.0136, -0.8611, -0.4619,
-                               -0.6233, 0.0413, -2.325, -0.2188, -1.2459});
+const Mat J3 = make_mat(3, 5,
+                        {0.1257, -0.1321, 0.6404, 0.1049, -0.5357, 0.173, 1.5022, -0.0136, -0.8611, -0.4619, -0.6233,
+                         0.0413, -2.325, -0.2188, -1.2459});
 
 struct Inputs {
   Mat G, M, hist, rep;
@@ -367,10 +368,21 @@ TEST_CASE("basic methods: state() / load_state() round trip restores exactly") {
     const char* name;
     Options opts;
   };
-  const std::vector<Case> cases = {{"uw", {}},      {"gradnorm", {}}, {"imtl", {}},      {"stch", {{"warmup_epoch", "1"}}},
-                                   {"famo", {}},    {"gradvac", {}},  {"gradvac", {{"groups", "2,3"}}},
-                                   {"moco", {}},    {"db_mtl", {}},   {"excessmtl", {}}, {"modo", {}},
-                                   {"sdmgrad", {}}, {"pcgrad", {}},   {"rlw", {}},       {"dwa", {}}};
+  const std::vector<Case> cases = {{"uw", {}},
+                                   {"gradnorm", {}},
+                                   {"imtl", {}},
+                                   {"stch", {{"warmup_epoch", "1"}}},
+                                   {"famo", {}},
+                                   {"gradvac", {}},
+                                   {"gradvac", {{"groups", "2,3"}}},
+                                   {"moco", {}},
+                                   {"db_mtl", {}},
+                                   {"excessmtl", {}},
+                                   {"modo", {}},
+                                   {"sdmgrad", {}},
+                                   {"pcgrad", {}},
+                                   {"rlw", {}},
+                                   {"dwa", {}}};
   const int K = 3, P = 5;
   LcgRandom data(42);
   auto make_input = [&](int step, Inputs& x) {
@@ -436,7 +448,8 @@ TEST_CASE("basic methods: invalid inputs throw polyhead::Error with a message") 
   SUBCASE("NaN / Inf in L or G") {
     x.in.L = {1.0, std::nan("")};
     for (const char* name : {"ew", "uw", "famo", "stch", "gls", "si", "imtl", "moco"})
-      CHECK_MESSAGE(error_of([&] { make_method(name, 2)->step(x.in); }).find("not finite") != std::string::npos, name);
+      CHECK_MESSAGE(error_of([&] { make_method(name, 2)->step(x.in); }).find("not finite") != std::string::npos,
+                    std::string(name));
     x.in.L = {1.0, 1.0};
     x.G(1, 2) = INFINITY;
     x.M = gram(x.G);
@@ -444,13 +457,15 @@ TEST_CASE("basic methods: invalid inputs throw polyhead::Error with a message") 
       Inputs y(x.G, {1.0, 1.0});
       y.in.rng = &rng;
       if (std::string(name) == "pcgrad") y.in.M = nullptr;  // the Gramian is then built from G
-      CHECK_MESSAGE(error_of([&] { make_method(name, 2)->step(y.in); }).find("not finite") != std::string::npos, name);
+      CHECK_MESSAGE(error_of([&] { make_method(name, 2)->step(y.in); }).find("not finite") != std::string::npos,
+                    std::string(name));
     }
   }
   SUBCASE("non-positive losses for log-based methods") {
     x.in.L = {1.0, 0.0};
     for (const char* name : {"si", "gls", "stch"})
-      CHECK_MESSAGE(error_of([&] { make_method(name, 2)->step(x.in); }).find("> 0") != std::string::npos, name);
+      CHECK_MESSAGE(error_of([&] { make_method(name, 2)->step(x.in); }).find("> 0") != std::string::npos,
+                    std::string(name));
   }
   SUBCASE("missing inputs") {
     StepInput bare;
@@ -462,8 +477,9 @@ TEST_CASE("basic methods: invalid inputs throw polyhead::Error with a message") 
     CHECK(error_of([&] { make_method("modo", 2)->step(bare); }).find("three") != std::string::npos);
     x.in.rng = nullptr;
     CHECK(error_of([&] { make_method("rlw", 2)->step(x.in); }).find("rng") != std::string::npos);
-    CHECK(error_of([&] { make_method("graddrop", 2, {{"variant", "torchjd"}})->step(x.in); }).find("rng") !=
-          std::string::npos);
+    CHECK(error_of([&] {
+            make_method("graddrop", 2, {{"variant", "torchjd"}})->step(x.in);
+          }).find("rng") != std::string::npos);
     x.in.rng = &rng;
     CHECK(error_of([&] { make_method("graddrop", 2)->step(x.in); }).find("rep") != std::string::npos);
   }
@@ -508,10 +524,10 @@ TEST_CASE("basic methods: registry, options and metadata") {
     CHECK_THROWS_AS(make_method("gradvac", 3, {{"groups", "2,2"}})->step(x.in), polyhead::Error);  // sums to 4 != P
   }
   SUBCASE("every basic method is listed with a kind and a summary naming its source") {
-    const std::vector<std::string> names = {"ew",       "sum",  "mean",     "constant", "si",   "uw",     "dwa",
-                                            "gls",      "rlw",  "stch",     "famo",     "gradnorm", "imtl", "pcgrad",
-                                            "gradvac",  "graddrop", "moco", "db_mtl",   "excessmtl", "modo", "sdmgrad",
-                                            "krum",     "trimmedmean"};
+    const std::vector<std::string> names = {"ew",        "sum",    "mean",    "constant", "si",         "uw",
+                                            "dwa",       "gls",    "rlw",     "stch",     "famo",       "gradnorm",
+                                            "imtl",      "pcgrad", "gradvac", "graddrop", "moco",       "db_mtl",
+                                            "excessmtl", "modo",   "sdmgrad", "krum",     "trimmedmean"};
     const auto all = list_methods();
     for (const auto& n : names) {
       auto it = std::find_if(all.begin(), all.end(), [&](const MethodInfo& i) { return i.name == n; });

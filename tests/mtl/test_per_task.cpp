@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "autograd/engine.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "layers/activation.h"
