@@ -19,6 +19,9 @@ message(STATUS "polyhead: nlohmann_json ${nlohmann_json_VERSION} (safetensors he
 find_package(ZLIB REQUIRED)
 message(STATUS "polyhead: zlib ${ZLIB_VERSION_STRING} (.gz datasets)")
 
+find_package(CLI11 REQUIRED)
+message(STATUS "polyhead: CLI11 ${CLI11_VERSION} (command-line parsing)")
+
 find_package(doctest REQUIRED)
 message(STATUS "polyhead: doctest ${doctest_VERSION}")
 

@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -43,8 +44,12 @@ std::vector<uint8_t> read_file(const std::string& path, const char* op, uint64_t
   std::unique_ptr<gzFile_s, int (*)(gzFile)> guard(f, gzclose_r);
   gzbuffer(f, 1 << 17);
 
+  // A plain file is read in one call of its size + 1 (to see its end); a gzip stream in chunks
+  // that grow with what has been read. After a short read, one small read confirms the end.
+  const uint64_t on_disk = uint64_t(fs::file_size(path, ec));
+  const bool direct = gzdirect(f) && !ec;
   std::vector<uint8_t> out;
-  const size_t chunk = size_t(1) << 20;
+  size_t chunk = direct ? size_t(std::min<uint64_t>(on_disk + 1, uint64_t(1) << 30)) : size_t(1) << 16;
   for (;;) {
     size_t have = out.size();
     out.resize(have + chunk);
@@ -62,6 +67,7 @@ std::vector<uint8_t> read_file(const std::string& path, const char* op, uint64_t
     if (uint64_t(out.size()) > max_bytes)
       file_error(op, path, "larger than the limit of " + std::to_string(max_bytes) + " bytes (after decompression)");
     if (n == 0) break;
+    chunk = size_t(n) < chunk ? size_t(4096) : std::clamp<size_t>(out.size(), size_t(1) << 16, size_t(1) << 26);
   }
   int errnum = 0;
   std::string msg = gz_message(f, path, &errnum);
@@ -70,7 +76,6 @@ std::vector<uint8_t> read_file(const std::string& path, const char* op, uint64_t
                "gzip stream ends early or is corrupt after " + std::to_string(out.size()) +
                    " decompressed bytes: " + msg,
                "the .gz file is truncated or damaged; fetch it again");
-  out.shrink_to_fit();
   return out;
 }
 

@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     for (auto* s : app.get_subcommands()) cmd = s->get_name();
     std::string msg = e.what();
+    if (cmd.empty() && argc > 1 && argv[1][0] != '-')
+      msg = "unknown subcommand '" + std::string(argv[1]) + "'; valid choices: methods, train, compare, bench";
     if (cmd.empty()) msg += " (subcommands: methods, train, compare, bench)";
     return usage_error(cmd, msg);
   }

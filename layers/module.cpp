@@ -170,24 +170,35 @@ void replace_param(const Variable& v, Tensor data) {
 }
 }  // namespace
 
+std::vector<Module*> Module::flat_roots() {
+  std::vector<Module*> out;
+  for (auto& [n, m] : named_modules())
+    if (m->is_flat()) out.push_back(m.get());
+  return out;
+}
+
+void Module::reflatten(const std::vector<Module*>& roots) {
+  for (Module* m : roots) {
+    m->reset_flat();
+    m->flatten();
+  }
+}
+
 void Module::to(Device d) {
   PH_CHECK_HINT(flat_member_of_.expired(), "Module::to", type_name() << " is part of a flattened parent",
                 "call to() on the module that was flattened");
-  bool was_flat = is_flat();
   bool change = false;
   for (auto& [n, v] : named_parameters()) change = change || v.device() != d;
   for (auto& [n, b] : named_buffers()) change = change || b->device() != d;
   if (!change) return;
+  auto flat = flat_roots();
   for (auto& [n, v] : named_parameters()) {
     Tensor g = v.grad();
     replace_param(v, v.data().to(d).contiguous());
     v.impl()->grad = g.defined() ? g.to(d) : Tensor();
   }
   for (auto& [n, b] : named_buffers()) *b = b->to(d);
-  if (was_flat) {
-    reset_flat();
-    flatten();
-  }
+  reflatten(flat);
 }
 
 void Module::to(DType t) {
@@ -195,11 +206,11 @@ void Module::to(DType t) {
                 "use DType::f32 or DType::f64");
   PH_CHECK_HINT(flat_member_of_.expired(), "Module::to", type_name() << " is part of a flattened parent",
                 "call to() on the module that was flattened");
-  bool was_flat = is_flat();
   bool change = false;
   for (auto& [n, v] : named_parameters()) change = change || (is_floating(v.dtype()) && v.dtype() != t);
   for (auto& [n, b] : named_buffers()) change = change || (is_floating(b->dtype()) && b->dtype() != t);
   if (!change) return;
+  auto flat = flat_roots();
   // Floating parameters and buffers convert; integer ones (e.g. num_batches_tracked) stay.
   for (auto& [n, v] : named_parameters()) {
     if (!is_floating(v.dtype())) continue;
@@ -209,10 +220,7 @@ void Module::to(DType t) {
   }
   for (auto& [n, b] : named_buffers())
     if (is_floating(b->dtype())) *b = b->to(t);
-  if (was_flat) {
-    reset_flat();
-    flatten();
-  }
+  reflatten(flat);
 }
 
 // ---------------------------------------------------------------- gradients

@@ -89,6 +89,8 @@ private:
   void check_not_flat(const char* op) const;  // this module's layout is frozen by a flatten()
   void reset_flat();                           // drop the flat buffers (parameters keep their data)
   void mark_flat_member(const std::weak_ptr<int>& token);
+  std::vector<Module*> flat_roots();                   // flattened modules of this tree (self included)
+  void reflatten(const std::vector<Module*>& roots);  // after a device / dtype move
   std::shared_ptr<int> flat_token_;     // alive while this module is the root of a flat tree
   std::weak_ptr<int> flat_member_of_;   // set when an ancestor's flatten() owns our parameters
   std::vector<Variable> flat_vars_;     // parameters in flat order (zero_grad re-attaches views)

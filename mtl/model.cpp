@@ -41,8 +41,10 @@ MultiTaskModel::MultiTaskModel(std::shared_ptr<Architecture> arch, std::vector<T
       task_params_[size_t(owner)].push_back(p);
     }
   }
-  for (size_t k = 0; k < tasks_.size(); ++k)
+  for (size_t k = 0; k < tasks_.size(); ++k) {
+    arch_task_count_.push_back(task_params_[k].size());
     for (auto& p : tasks_[k].head->parameters()) task_params_[k].push_back(p);
+  }
 }
 
 int MultiTaskModel::task_index(const std::string& name) const {

@@ -34,8 +34,11 @@ public:
   const std::vector<Variable>& shared_parameters() const { return shared_; }
   const std::vector<std::string>& shared_names() const { return shared_names_; }
   int64_t num_shared() const { return num_shared_; }
-  // Task-specific parameters of task k: its head plus the architecture's parameters for it.
+  // Task-specific parameters of task k: the architecture's parameters it owns (gates, task
+  // experts, attention), then its head's parameters.
   const std::vector<Variable>& task_parameters(int k) const { return task_params_.at(size_t(k)); }
+  // How many of task_parameters(k) (the leading ones) belong to the architecture.
+  size_t num_arch_task_parameters(int k) const { return arch_task_count_.at(size_t(k)); }
   std::string type_name() const override { return "MultiTaskModel"; }
 
 private:
@@ -44,6 +47,7 @@ private:
   std::vector<Variable> shared_;
   std::vector<std::string> shared_names_;
   std::vector<std::vector<Variable>> task_params_;
+  std::vector<size_t> arch_task_count_;
   int64_t num_shared_ = 0;
 };
 

@@ -84,13 +84,27 @@ static Tensor jacobian_from_param_grads(MultiTaskModel& m, const std::vector<Ten
   return ops::cat(cols, 1);
 }
 
-Tensor shared_jacobian(MultiTaskModel& m, SplitForward& f, const RepGrads& g, bool retain_graph) {
-  int64_t K = m.num_tasks();
+Tensor shared_jacobian(MultiTaskModel& m, SplitForward& f, RepGrads& g, bool retain_graph) {
+  int K = m.num_tasks();
   ag::GradOptions o;
   o.batched = true;
   o.allow_unused = true;
   o.retain_graph = retain_graph;
-  auto pg = ag::grad(f.reps, m.shared_parameters(), g.dz, o);
+  std::vector<Variable> inputs = m.shared_parameters();
+  const size_t nshared = inputs.size();
+  std::vector<std::pair<int, size_t>> owned;  // (task, index in task_parameters)
+  for (int k = 0; k < K; ++k)
+    for (size_t i = 0; i < m.num_arch_task_parameters(k); ++i) {
+      inputs.push_back(m.task_parameters(k)[i]);
+      owned.emplace_back(k, i);
+    }
+  auto pg = ag::grad(f.reps, inputs, g.dz, o);
+  for (size_t j = 0; j < owned.size(); ++j) {
+    auto [k, i] = owned[j];
+    const Tensor& t = pg[nshared + j];
+    if (t.defined()) g.head_grads[size_t(k)][i] = t.select(0, k).contiguous();
+  }
+  pg.resize(nshared);
   return jacobian_from_param_grads(m, pg, K, f.reps[0].data());
 }
 

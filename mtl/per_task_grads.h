@@ -39,14 +39,17 @@ SplitForward split_forward(MultiTaskModel& m, const Batch& b);
 struct RepGrads {
   std::vector<Tensor> dz;                      // per representation r: (K, *Z_r), row k = dL_k/dZ_r
   std::vector<std::vector<Tensor>> head_grads; // per task k: gradients of task_parameters(k)
+                                               // (architecture-owned ones filled by shared_jacobian)
 };
 RepGrads representation_grads(MultiTaskModel& m, SplitForward& f);
 
 // Add head gradients into .grad, task k scaled by scale[k] (1 for unweighted heads).
 void accumulate_head_grads(MultiTaskModel& m, const RepGrads& g, const std::vector<double>& scale);
 
-// (K, P) in the model's dtype; columns follow m.shared_parameters() order.
-Tensor shared_jacobian(MultiTaskModel& m, SplitForward& f, const RepGrads& g, bool retain_graph = false);
+// (K, P) in the model's dtype; columns follow m.shared_parameters() order. The same batched
+// backward also gives the gradients of the architecture's task-owned parameters (gates, task
+// experts: row k of their result is dL_k/dp); they are stored into g.head_grads.
+Tensor shared_jacobian(MultiTaskModel& m, SplitForward& f, RepGrads& g, bool retain_graph = false);
 Tensor shared_jacobian_reference(MultiTaskModel& m, const Batch& b);
 
 // M = G G^T (float64, K x K). G (K, P) any float dtype.

@@ -15,15 +15,21 @@ anchor=${POLYHEAD_ANCHOR:-}
 for c in ../shared/anchors/torch_mtl_bench.py .bench/torch_mtl_bench.py; do
   [[ -z $anchor && -f $c ]] && anchor=$c
 done
-py=/usr/bin/python3
-if [[ -n $anchor ]] && $py -c 'import torch' 2>/dev/null; then
+py=${POLYHEAD_PYTHON:-}
+for c in python3 /usr/bin/python3; do
+  [[ -z $py ]] && $c -c 'import torch' 2>/dev/null && py=$c
+done
+if [[ -n $anchor && -n $py ]]; then
   echo "== PyTorch anchor ($anchor, $dev)"
   $py "$anchor" "$dev" | tee "$out/torch.jsonl"
   echo "== ratios (polyhead / torch; < 1 is faster) and per-task / ew step-time ratios"
   $py - "$out/polyhead.jsonl" "$out/torch.jsonl" <<'PY'
 import json, sys
-ph = {(r["bench"], r["mode"]): r for r in map(json.loads, open(sys.argv[1]))}
-th = {(r["bench"], r["mode"]): r for r in map(json.loads, open(sys.argv[2]))}
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+ph = {(r["bench"], r["mode"]): r for r in rows if "median_ms" in r}
+for r in rows:
+    if "tflops" in r: print(f"measured {r['bench']} ({r['mode']}, {r['device']}): {r['tflops']:.2f} TFLOP/s")
+th = {(r["bench"], r["mode"]): r for r in (json.loads(l) for l in open(sys.argv[2]) if l.startswith("{"))}
 for (b, m), r in sorted(ph.items()):
     t = th.get((b, m))
     line = f"{b:34s} {m:8s} polyhead {r['median_ms']:9.3f} ms"
@@ -34,5 +40,5 @@ for (b, m), r in sorted(ph.items()):
     print(line)
 PY
 else
-  echo "bench: PyTorch anchor not run (needs /usr/bin/python3 with torch: scripts/install_deps.sh --bench, and the anchor script: set POLYHEAD_ANCHOR)"
+  echo "bench: PyTorch anchor not run (needs a python3 with torch: scripts/install_deps.sh --bench, and the anchor script: set POLYHEAD_ANCHOR)"
 fi

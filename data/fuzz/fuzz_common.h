@@ -12,18 +12,26 @@
 
 namespace polyhead::data::fuzz {
 
+// /dev/shm when there is one (memory-backed: many more executions per second), else the temp dir.
+inline std::filesystem::path scratch_root() {
+  std::error_code ec;
+  if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0) return "/dev/shm";
+  return std::filesystem::temp_directory_path();
+}
+
 inline const std::filesystem::path& scratch() {
-  static const std::filesystem::path dir = [] {
-    auto p = std::filesystem::temp_directory_path() / ("polyhead_fuzz_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(p);
-    std::filesystem::create_directories(p);
+  // Never destroyed, so the atexit clean-up can still read it.
+  static const std::filesystem::path* dir = [] {
+    auto* p = new std::filesystem::path(scratch_root() / ("polyhead_fuzz_" + std::to_string(::getpid())));
+    std::filesystem::remove_all(*p);
+    std::filesystem::create_directories(*p);
     std::atexit([] {
       std::error_code ec;
-      std::filesystem::remove_all(std::filesystem::temp_directory_path() / ("polyhead_fuzz_" + std::to_string(::getpid())), ec);
+      std::filesystem::remove_all(scratch(), ec);
     });
     return p;
   }();
-  return dir;
+  return *dir;
 }
 
 inline std::string write_input(const std::string& rel, const uint8_t* data, size_t size) {

@@ -13,8 +13,8 @@ namespace polyhead::cuda {
 int device_count();
 // device_count() > 0.
 bool available();
-// One line per device ("cuda:0 NVIDIA H200, sm_90, 139.8 GiB, 132 SMs") plus the driver, runtime,
-// cuBLAS and cuDNN versions; or the reason no device is usable.
+// One line: each device ("cuda:0 NVIDIA H200 (sm_90, 139.80 GiB, 132 SMs)"), then the driver,
+// runtime, cuBLAS and cuDNN versions and the compiled architectures; or why no device is usable.
 std::string device_summary();
 
 // Registers the CUDA backend for Device::Type::CUDA when a device is present (otherwise does

@@ -500,14 +500,13 @@ std::string device_summary() {
   for (int d = 0; d < n; ++d) {
     cudaDeviceProp p{};
     if (cudaGetDeviceProperties(&p, d) != cudaSuccess) { (void)cudaGetLastError(); continue; }
-    o << "cuda:" << d << " " << p.name << ", sm_" << p.major << p.minor << ", " << bytes_str(p.totalGlobalMem) << ", "
-      << p.multiProcessorCount << " SMs\n";
+    o << "cuda:" << d << " " << p.name << " (sm_" << p.major << p.minor << ", " << bytes_str(p.totalGlobalMem) << ", "
+      << p.multiProcessorCount << " SMs); ";
   }
   const size_t cudnn_v = cudnnGetVersion();
   o << "driver " << drv / 1000 << "." << (drv % 1000) / 10 << ", runtime " << rt / 1000 << "." << (rt % 1000) / 10
     << ", cuBLAS " << CUBLAS_VER_MAJOR << "." << CUBLAS_VER_MINOR << ", cuDNN " << cudnn_v / 10000 << "."
-    << (cudnn_v % 10000) / 100 << "." << cudnn_v % 100 << ", built for sm " << POLYHEAD_CUDA_ARCHS
-    << ", TF32 " << (tf32() ? "on" : "off");
+    << (cudnn_v % 10000) / 100 << "." << cudnn_v % 100 << ", built for sm " << POLYHEAD_CUDA_ARCHS;
   return o.str();
 }
 

@@ -141,6 +141,7 @@ void write_compare_plots(const std::vector<std::pair<std::string, RunResult>>& r
     LinePlot mp, lp;
     mp.title = "Test " + m + " of task " + task;
     mp.xlabel = lp.xlabel = "epoch";
+    mp.integer_x = lp.integer_x = true;
     mp.ylabel = m;
     lp.title = "Test loss of task " + task;
     lp.ylabel = "loss";

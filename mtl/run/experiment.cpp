@@ -291,7 +291,7 @@ private:
     st["epoch_seconds"] = epoch_seconds_;
     st["history"] = json::array();
     for (auto& r : history_) st["history"].push_back(to_json(r));
-    std::map<std::string, std::string> meta{{"polyhead.run", "1"}, {"run_config", to_json(cfg_).dump()}, {"run_state", st.dump()}};
+    std::map<std::string, std::string> meta{{"run_config", to_json(cfg_).dump()}, {"run_state", st.dump()}};
     nn::save_checkpoint(path(kCheckpoint), *model_, opt_.get(), extra, meta);
   }
 
@@ -499,7 +499,7 @@ void write_run_plots(const RunResult& r, const std::string& dir) {
     lp.title = "Loss of task " + t + " (" + r.config.method + ")";
     lp.xlabel = "step";
     lp.ylabel = "loss";
-    Series tr{"train (per step, smoothed)", {}, {}}, te{"train (epoch mean)", {}, {}}, ts{"test (per epoch)", {}, {}};
+    Series tr{"train (step, smoothed)", {}, {}}, te{"train (epoch mean)", {}, {}}, ts{"test (per epoch)", {}, {}};
     std::vector<double> raw;
     for (auto& s : r.steps) {
       tr.x.push_back(double(s.step));
@@ -520,6 +520,7 @@ void write_run_plots(const RunResult& r, const std::string& dir) {
     mp.title = "Test " + m + " of task " + t + " (" + r.config.method + ")";
     mp.xlabel = "epoch";
     mp.ylabel = m;
+    mp.integer_x = true;
     Series a{"test", {}, {}}, b{"train (subset)", {}, {}};
     for (auto& e : r.epochs) {
       a.x.push_back(double(e.epoch));

@@ -81,7 +81,7 @@ std::string xml_escape(const std::string& s) {
   return o;
 }
 
-std::vector<double> nice_ticks(double lo, double hi, int n) {
+std::vector<double> nice_ticks(double lo, double hi, int n, double min_step) {
   if (!std::isfinite(lo) || !std::isfinite(hi)) return {};
   if (hi < lo) std::swap(lo, hi);
   if (hi == lo) {
@@ -94,6 +94,7 @@ std::vector<double> nice_ticks(double lo, double hi, int n) {
   double step = mag;
   for (double m : {1.0, 2.0, 5.0, 10.0})
     if (m * mag >= raw) { step = m * mag; break; }
+  step = std::max(step, min_step);
   std::vector<double> t;
   const double first = std::ceil(lo / step - 1e-9);
   for (int i = 0; i < 1000; ++i) {
@@ -123,7 +124,7 @@ std::vector<double> smooth(const std::vector<double>& y, int w) {
 }
 
 std::string line_plot_svg(const LinePlot& p) {
-  const int W = 720, H = 420, L = 70, R = 170, T = 40, B = 55;
+  const int W = 740, H = 420, L = 70, R = 190, T = 40, B = 55;
   const double pw = W - L - R, ph = H - T - B;
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
   for (auto& s : p.series)
@@ -134,7 +135,7 @@ std::string line_plot_svg(const LinePlot& p) {
     }
   bool empty = !std::isfinite(xlo);
   if (empty) { xlo = 0; xhi = 1; ylo = 0; yhi = 1; }
-  auto xt = nice_ticks(xlo, xhi, 7), yt = nice_ticks(ylo, yhi, 6);
+  auto xt = nice_ticks(xlo, xhi, 7, p.integer_x ? 1.0 : 0.0), yt = nice_ticks(ylo, yhi, 6);
   if (!xt.empty()) { xlo = std::min(xlo, xt.front()); xhi = std::max(xhi, xt.back()); }
   if (!yt.empty()) { ylo = std::min(ylo, yt.front()); yhi = std::max(yhi, yt.back()); }
   if (xhi == xlo) { xlo -= 1; xhi += 1; }

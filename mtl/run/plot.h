@@ -22,6 +22,7 @@ struct Series {
 struct LinePlot {
   std::string title, xlabel, ylabel;
   std::vector<Series> series;
+  bool integer_x = false;  // x ticks on whole numbers only (epochs)
 };
 
 struct Heatmap {
@@ -35,7 +36,8 @@ std::string line_plot_svg(const LinePlot& p);
 std::string heatmap_svg(const Heatmap& h);
 
 // Up to about n round tick values covering [lo, hi] (1, 2, 5 x 10^k steps).
-std::vector<double> nice_ticks(double lo, double hi, int n = 6);
+// min_step: the smallest tick spacing allowed (1 for whole numbers; 0 = any).
+std::vector<double> nice_ticks(double lo, double hi, int n = 6, double min_step = 0);
 std::string xml_escape(const std::string& s);
 // Moving average over a centred window of w points (w <= 1: a copy); NaNs are skipped.
 std::vector<double> smooth(const std::vector<double>& y, int w);

@@ -172,6 +172,7 @@ TEST_CASE("plot: nice ticks and smoothing") {
   CHECK(t.back() == doctest::Approx(1.0));
   t = nice_ticks(3, 3);
   CHECK(t.size() >= 2);
+  CHECK(nice_ticks(1, 2, 7, 1.0) == std::vector<double>{1, 2});
   t = nice_ticks(0, 2340, 7);
   CHECK(t[1] - t[0] == doctest::Approx(500));
   auto s = smooth({1, 2, 3, 4, 5}, 3);

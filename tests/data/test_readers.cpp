@@ -191,6 +191,23 @@ TEST_CASE("mnist: the real files when fetched (scripts/fetch_mnist.sh)") {
   CHECK(te.images.shape() == Shape{10000, 28, 28});
   CHECK(tr.labels.to_vector<int64_t>()[0] == 5);  // the famous first training digit
   CHECK(te.labels.to_vector<int64_t>()[0] == 7);
+  auto ds = mnist_dataset(te);
+  CHECK(ds->get(0).at("x").shape() == Shape{1, 28, 28});
+}
+
+TEST_CASE("fashion-mnist: the converted files when fetched (scripts/fetch_fashion_mnist.sh)") {
+  std::string dir = std::string(POLYHEAD_TEST_DATA) + "/../../data/fashion";
+  if (!mnist_available(dir, true) || !mnist_available(dir, false)) {
+    MESSAGE("data/fashion absent: skipped (run scripts/fetch_fashion_mnist.sh)");
+    return;
+  }
+  MnistData tr = load_mnist(dir, true), te = load_mnist(dir, false);
+  CHECK(tr.images.shape() == Shape{60000, 28, 28});
+  CHECK(te.images.shape() == Shape{10000, 28, 28});
+  std::vector<int64_t> count(10, 0);
+  for (int64_t l : tr.labels.to_vector<int64_t>()) ++count[size_t(l)];
+  CHECK(count == std::vector<int64_t>(10, 6000));
+  CHECK(te.labels.to_vector<int64_t>()[13] == 3);  // classes interleaved: example 10 j + c has label c
 }
 #endif
 

@@ -381,6 +381,16 @@ TEST_CASE("to(DType) converts parameters and floating buffers, keeps identity, r
   for (auto& p : m.parameters()) CHECK(p.dtype() == DType::f32);
 }
 
+TEST_CASE("to(DType) on a parent re-flattens a flattened child") {
+  Net net;
+  net.trunk->flatten();
+  net.to(DType::f64);
+  REQUIRE(net.trunk->is_flat());
+  CHECK(net.trunk->flat_parameters().dtype() == DType::f64);
+  for (auto& p : net.trunk->parameters()) CHECK(p.data().storage() == net.trunk->flat_parameters().storage());
+  CHECK(!net.is_flat());
+}
+
 TEST_CASE("to(Device::cpu()) is a no-op that keeps flat views") {
   Net net;
   net.flatten();
