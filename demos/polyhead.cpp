@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
     std::string msg = e.what();
     if (cmd.empty() && argc > 1 && argv[1][0] != '-')
       msg = "unknown subcommand '" + std::string(argv[1]) + "'; valid choices: methods, train, compare, bench";
-    if (cmd.empty()) msg += " (subcommands: methods, train, compare, bench)";
+    else if (cmd.empty())
+      msg += " (subcommands: methods, train, compare, bench)";
     return usage_error(cmd, msg);
   }
 

@@ -32,7 +32,8 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--hidden", f.hidden, "MLP width (default " + std::to_string(d.hidden) + ")");
   app.add_option("--method", f.method, "MTL method (see `polyhead methods`), or single-task with --task (default " + d.method + ")");
   app.add_option("--task", f.task, "the task a single-task run trains");
-  app.add_option("--opt", f.opts, "method option key=value (repeatable), e.g. --opt c=0.4");
+  app.add_option("--opt", f.opts, "method option key=value (repeatable), e.g. --method cagrad --opt calpha=0.4")
+      ->allow_extra_args(false);
   app.add_option("--optimizer", f.optimizer, "sgd | adam | adamw (default " + d.optimizer + ")");
   app.add_option("--lr", f.lr, "learning rate (default 1e-3)");
   app.add_option("--momentum", f.momentum, "SGD momentum (default 0)");

@@ -25,7 +25,7 @@ void check_choice(const std::string& what, const std::string& v, const std::vect
 std::pair<std::string, std::string> parse_key_value(const std::string& s) {
   auto eq = s.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
-    throw UsageError("option '" + s + "' must have the form key=value (e.g. --opt c=0.4)");
+    throw UsageError("option '" + s + "' must have the form key=value (e.g. --opt calpha=0.4)");
   return {s.substr(0, eq), s.substr(eq + 1)};
 }
 

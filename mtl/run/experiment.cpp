@@ -161,6 +161,10 @@ public:
     trainer_->load_state_dict(ts);
     default_generator().set_state(uint64_t(rng.data<int64_t>()[0]), uint64_t(rng.data<int64_t>()[1]));
     loss_sum_.assign(ls.data<double>(), ls.data<double>() + ls.numel());
+    std::string data_then = meta_state.value("data", std::string());
+    if (data_then != data_.description)
+      throw std::runtime_error("the run in '" + dir_ + "' was trained on \"" + data_then + "\" but the config now gives \"" +
+                               data_.description + "\" (resume from the folder the run started in, with the same data files)");
     epoch_ = meta_state.at("epoch").get<int>();
     step_in_epoch_ = meta_state.at("step_in_epoch").get<int64_t>();
     global_step_ = meta_state.at("global_step").get<int64_t>();
@@ -284,6 +288,7 @@ private:
     extra["run.rng"] = u64_pair(default_generator().seed(), default_generator().offset());
     extra["run.loss_sum"] = Tensor::from_vector(loss_sum_);
     json st = json::object();
+    st["data"] = data_.description;
     st["epoch"] = epoch_;
     st["step_in_epoch"] = step_in_epoch_;
     st["global_step"] = global_step_;
@@ -453,6 +458,8 @@ RunResult resume_run(const std::string& run_dir, const ResumeOverrides& ov, cons
   }
   if (ov.epochs) cfg.epochs = *ov.epochs;
   if (ov.max_steps) cfg.max_steps = *ov.max_steps;
+  // A step limit the run already reached is lifted: resuming means going on.
+  else if (cfg.max_steps > 0 && cfg.max_steps <= state.value("global_step", int64_t(0))) cfg.max_steps = 0;
   Run run(cfg, o);
   run.start_resumed(run_dir, state);
   return run.go();

@@ -73,7 +73,8 @@ struct RunResult {
 
 // Trains cfg into out_dir (created; refused when it holds a run and !o.overwrite).
 RunResult train_run(const RunConfig& cfg, const std::string& out_dir, const RunOptions& o = {});
-// Continues the run in run_dir from its checkpoint.
+// Continues the run in run_dir from its checkpoint. Without an override, a step limit the run has
+// already reached is lifted (the run goes on to its last epoch).
 RunResult resume_run(const std::string& run_dir, const ResumeOverrides& ov = {}, const RunOptions& o = {});
 
 // The results table of one run (one row; Δm against cfg.baselines when given) and its files.

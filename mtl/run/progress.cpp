@@ -23,11 +23,11 @@ Progress::Progress(std::string label, int64_t total_steps, int64_t batch_size, b
     : label_(std::move(label)), total_(std::max<int64_t>(total_steps, 1)), batch_(batch_size), enabled_(enabled),
       out_(out ? out : stderr), interval_(plain_interval_s) {
   tty_ = ::isatty(::fileno(out_)) != 0;
-  start_ = last_draw_ = std::chrono::steady_clock::now();
+  start_ = last_draw_ = last_update_ = std::chrono::steady_clock::now();
 }
 
 std::string Progress::line(int64_t done, const std::string& status) const {
-  double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double el = std::chrono::duration<double>(last_update_ - start_).count();
   int64_t ran = first_ >= 0 ? done - first_ : 0;
   double rate = el > 0 && ran > 0 ? double(ran) / el : 0;
   double eta = rate > 0 ? double(total_ - done) / rate : NAN;
@@ -38,8 +38,12 @@ std::string Progress::line(int64_t done, const std::string& status) const {
     int fill = int(double(w) * double(std::min(done, total_)) / double(total_));
     bar = "[" + std::string(size_t(fill), '#') + std::string(size_t(w - fill), '.') + "] ";
   }
-  std::snprintf(b, sizeof(b), "%s %s%lld/%lld  %.1f steps/s  %.0f ex/s  ETA %s", label_.c_str(), bar.c_str(),
-                (long long)done, (long long)total_, rate, rate * double(batch_), format_duration(eta).c_str());
+  if (rate > 0)
+    std::snprintf(b, sizeof(b), "%s %s%lld/%lld  %.1f steps/s  %.0f ex/s  ETA %s", label_.c_str(), bar.c_str(),
+                  (long long)done, (long long)total_, rate, rate * double(batch_), format_duration(eta).c_str());
+  else
+    std::snprintf(b, sizeof(b), "%s %s%lld/%lld  - steps/s  - ex/s  ETA ?", label_.c_str(), bar.c_str(), (long long)done,
+                  (long long)total_);
   std::string s = b;
   if (!status.empty()) s += "  " + status;
   return s;
@@ -53,11 +57,12 @@ void Progress::clear() {
 void Progress::update(int64_t done, const std::string& status) {
   if (!enabled_) return;
   if (first_ < 0) {
-    first_ = done > 0 ? done - 1 : 0;
+    first_ = done;  // the rate counts from here (the first step's start is unknown)
     start_ = std::chrono::steady_clock::now();
   }
   last_done_ = done;
   auto now = std::chrono::steady_clock::now();
+  last_update_ = now;
   double since = std::chrono::duration<double>(now - last_draw_).count();
   if (tty_) {
     if (since < 0.1 && done < total_ && drawn_) return;

@@ -34,7 +34,7 @@ private:
   std::FILE* out_;
   double interval_;
   int64_t first_ = -1, last_done_ = 0;
-  std::chrono::steady_clock::time_point start_, last_draw_;
+  std::chrono::steady_clock::time_point start_, last_draw_, last_update_;  // rates: start_ .. last_update_
 };
 
 // "1:02:03" / "4:05" / "12s".

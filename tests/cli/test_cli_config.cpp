@@ -2,6 +2,8 @@
 // unknown names are usage errors that name the bad value and list the valid choices.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -85,6 +87,10 @@ TEST_CASE("cli: method options are checked against the method") {
   std::string m = usage_message({"--method", "cagrad", "--opt", "bogus=1"});
   CHECK(contains(m, "bogus"));
   CHECK(contains(m, "calpha"));  // the valid options are listed
+  // one key=value per --opt; a second bare value is not swallowed
+  CHECK_THROWS_AS(parse_train_args({"--method", "cagrad", "--opt", "calpha=0.4", "rescale=0"}), CLI::ParseError);
+  TrainRequest two = parse_train_args({"--method", "cagrad", "--opt", "calpha=0.4", "--opt", "rescale=0"});
+  CHECK(two.config.method_options.size() == 2);
   m = usage_message({"--method", "cagrad", "--opt", "calpha"});
   CHECK(contains(m, "key=value"));
   m = usage_message({"--method", "cagrad", "--opt", "calpha=abc"});
