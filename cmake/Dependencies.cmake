@@ -5,7 +5,7 @@ message(STATUS "polyhead: oneTBB ${TBB_VERSION} (TBB::tbb)")
 # CBLAS: OpenBLAS (Debian libopenblas-dev). We call openblas_set_num_threads(1) at start-up so BLAS
 # stays single-threaded inside oneTBB tasks.
 find_path(CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas openblas-pthread openblas-serial)
-find_library(OPENBLAS_LIB NAMES openblas)
+find_library(OPENBLAS_LIB NAMES openblas PATH_SUFFIXES openblas-pthread openblas-openmp openblas-serial)
 if(NOT OPENBLAS_LIB OR NOT CBLAS_INCLUDE_DIR)
   message(FATAL_ERROR "polyhead: OpenBLAS not found. HINT: apt-get install libopenblas-dev")
 endif()

@@ -1,21 +1,45 @@
 #!/usr/bin/env bash
-# scripts/gpu-check.sh: on a machine with an NVIDIA GPU, build with CUDA, run the whole test suite
-# (CUDA tests included), the CUDA tests under compute-sanitizer, and the benchmarks with the
-# PyTorch anchor when available. Set POLYHEAD_DEPS_DIR to a folder of unpacked .debs (oneTBB, stb)
-# when the machine lacks them.
-set -euo pipefail
+# scripts/gpu-check.sh: on a machine with an NVIDIA GPU: build with CUDA, run the CUDA test suite,
+# the benchmarks (fp32 and TF32) with the PyTorch anchor when available, the CPU suites, and the
+# CUDA tests under compute-sanitizer. Packages the machine lacks can be brought as .debs in .deps/
+# (see the shared device notes); they are unpacked into /opt/deps, never into /.
+# Output is also copied to $OUT when that is set (the device tool's result folder).
+set -uo pipefail
 if [[ -d .deps ]]; then
   for f in .deps/*.deb; do dpkg -x "$f" /opt/deps; done
   export CMAKE_PREFIX_PATH=/opt/deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
   export CPATH=/opt/deps/usr/include${CPATH:+:$CPATH}
-  export LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
-  export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  lib=/opt/deps/usr/lib/x86_64-linux-gnu
+  export LIBRARY_PATH=$lib:$lib/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}
+  export LD_LIBRARY_PATH=$lib:$lib/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  stb=(-DSTB_INCLUDE_DIR=/opt/deps/usr/include/stb -DCBLAS_INCLUDE_DIR=/opt/deps/usr/include/x86_64-linux-gnu/openblas-pthread)
+else
+  stb=()
 fi
+export OPENBLAS_NUM_THREADS=1
 build=${BUILD:-build-gpu}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOLYHEAD_CUDA=ON -DSTB_INCLUDE_DIR=${STB_INCLUDE_DIR:-/opt/deps/usr/include/stb}
-cmake --build "$build" -j "$(nproc)"
-(cd "$build" && ctest --output-on-failure)
+status=0
+step() { echo; echo "=== $* ($(date +%T))"; }
+step configure
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOLYHEAD_CUDA=ON "${stb[@]}" || exit 1
+step build
+cmake --build "$build" -j "$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\] (Building|Linking)' || true
+[[ -x $build/polyhead_tests ]] || { echo "gpu-check: build failed"; exit 1; }
+step "device"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+step "CUDA test suite"
+(cd "$build" && ctest -R cuda --output-on-failure) || status=1
+"$build/polyhead_tests" --source-file='*tests/cuda/*' --no-intro 2>&1 | tail -4
+step "benchmarks fp32 (+ PyTorch anchor)"
+POLYHEAD_BENCH_DEVICE=cuda POLYHEAD_BENCH_OUT="$build/bench" scripts/bench.sh "$build" || status=1
+step "benchmarks TF32 (B3 and sgemm)"
+"$build/polyhead_bench" --cuda --tf32 --only sgemm; "$build/polyhead_bench" --cuda --tf32 --only B3 || status=1
+step "whole-model fixtures and the CPU suites"
+(cd "$build" && ctest -E cuda --output-on-failure) || status=1
 if command -v compute-sanitizer >/dev/null; then
-  compute-sanitizer --tool memcheck --error-exitcode 1 "$build/polyhead_tests" --source-file='*tests/cuda/*' --no-intro
+  step "compute-sanitizer memcheck on the CUDA tests"
+  compute-sanitizer --tool memcheck --error-exitcode 3 "$build/polyhead_tests" --source-file='*tests/cuda/*' --no-intro 2>&1 | tail -15
+  echo "compute-sanitizer exit: ${PIPESTATUS[0]}"
 fi
-POLYHEAD_BENCH_DEVICE=cuda scripts/bench.sh "$build"
+step "done (status $status)"
+exit $status
