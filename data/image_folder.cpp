@@ -6,7 +6,6 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <filesystem>
 
@@ -43,30 +42,54 @@ bool is_image_name(const std::string& name) {
   return false;
 }
 
-// stb_image 2.27 does not notice a binary PNM whose pixel data is cut short (it returns a
-// partly uninitialised image), so its length is checked here. Other formats it decodes as stb
+// Binary PNM (P5 / P6) headers are parsed here exactly as stb_image 2.27 parses them, because
+// stb (a) overflows a signed int on a header number of 10+ digits and (b) does not notice pixel
+// data cut short (it returns a partly uninitialised image). Other formats are decoded as stb
 // does (PNG / zlib report truncation; BMP, TGA and JPEG read missing bytes as zeros).
-std::string pnm_truncation(const std::vector<uint8_t>& b, int w, int h, int c) {
-  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return {};
+struct PnmHeader {
+  bool is_pnm = false;
+  std::string error;       // non-empty: reject before stb sees the file
+  size_t data_offset = 0;  // where the pixels start
+};
+
+PnmHeader pnm_header(const std::vector<uint8_t>& b) {
+  PnmHeader h;
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return h;
+  h.is_pnm = true;
   size_t pos = 2;
-  for (int field = 0; field < 3; ++field) {  // width, height, maxval
-    for (;;) {
-      while (pos < b.size() && std::isspace(b[pos])) ++pos;
-      if (pos < b.size() && b[pos] == '#') {
-        while (pos < b.size() && b[pos] != '\n' && b[pos] != '\r') ++pos;
-        continue;
-      }
-      break;
+  auto eof = [&] { return pos >= b.size(); };
+  auto get8 = [&]() -> char { return eof() ? char(0) : char(b[pos++]); };
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  char c = get8();
+  const char* names[3] = {"width", "height", "maximum value"};
+  for (int field = 0; field < 3; ++field) {
+    for (;;) {  // whitespace and # comments
+      while (!eof() && space(c)) c = get8();
+      if (eof() || c != '#') break;
+      while (!eof() && c != '\n' && c != '\r') c = get8();
     }
-    while (pos < b.size() && std::isdigit(b[pos])) ++pos;
+    int digits = 0;
+    const size_t start = pos - 1;  // offset of c
+    while (!eof() && c >= '0' && c <= '9') {
+      if (++digits > 8) {
+        h.error = std::string("PNM header: the ") + names[field] + " at offset " + std::to_string(start) + " has more than 8 digits";
+        return h;
+      }
+      c = get8();
+    }
   }
-  ++pos;  // the single whitespace byte after maxval
+  h.data_offset = pos;
+  return h;
+}
+
+std::string pnm_truncation(const std::vector<uint8_t>& b, const PnmHeader& ph, int w, int h, int c) {
+  if (!ph.is_pnm) return {};
   const bool wide = stbi_is_16_bit_from_memory(b.data(), int(b.size()));
   const uint64_t need = uint64_t(w) * uint64_t(h) * uint64_t(c) * (wide ? 2u : 1u);
-  const uint64_t have = b.size() > pos ? b.size() - pos : 0;
+  const uint64_t have = b.size() > ph.data_offset ? b.size() - ph.data_offset : 0;
   if (have >= need) return {};
-  return "truncated PNM: expected " + std::to_string(need) + " bytes of pixel data from offset " + std::to_string(pos) +
-         ", found " + std::to_string(have);
+  return "truncated PNM: expected " + std::to_string(need) + " bytes of pixel data from offset " +
+         std::to_string(ph.data_offset) + ", found " + std::to_string(have);
 }
 
 struct Decoded {
@@ -81,6 +104,11 @@ Decoded decode(const std::string& path, int channels, int64_t max_pixels) {
   try {
     std::vector<uint8_t> bytes = read_file(path, kOp, uint64_t(1) << 32);
     if (bytes.size() > size_t(INT32_MAX)) { d.error = "'" + path + "': larger than 2 GiB"; return d; }
+    const PnmHeader ph = pnm_header(bytes);
+    if (!ph.error.empty()) {
+      d.error = "'" + path + "': " + ph.error;
+      return d;
+    }
     int w = 0, h = 0, c = 0;
     if (!stbi_info_from_memory(bytes.data(), int(bytes.size()), &w, &h, &c)) {
       d.error = "'" + path + "': not a decodable image (" + stbi_failure_reason() + ")";
@@ -91,7 +119,7 @@ Decoded decode(const std::string& path, int channels, int64_t max_pixels) {
                 std::to_string(max_pixels);
       return d;
     }
-    if (std::string t = pnm_truncation(bytes, w, h, c); !t.empty()) {
+    if (std::string t = pnm_truncation(bytes, ph, w, h, c); !t.empty()) {
       d.error = "'" + path + "': " + t;
       return d;
     }

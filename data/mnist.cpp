@@ -1,6 +1,7 @@
 // data/mnist.cpp: IDX parsing with full validation; MNIST / Fashion-MNIST loading.
 #include "data/mnist.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -47,7 +48,7 @@ Tensor parse_idx(const uint8_t* data, size_t size, const std::string& name) {
   if (nd == 0) file_error(op, name, "0 dimensions at offset 3: expected at least 1");
   const size_t header = 4 + 4 * size_t(nd);
   Shape shape;
-  uint64_t count = 1;
+  uint64_t count = 1, bound = 1;  // bound: the product of max(size, 1), so zero sizes hide nothing
   for (int d = 0; d < nd; ++d) {
     size_t off = 4 + 4 * size_t(d);
     if (size < off + 4)
@@ -55,8 +56,11 @@ Tensor parse_idx(const uint8_t* data, size_t size, const std::string& name) {
                  "truncated at offset " + std::to_string(off) + ": expected the 4-byte size of dimension " + std::to_string(d) +
                      " of " + std::to_string(nd) + ", the file has " + std::to_string(size) + " bytes");
     uint32_t s = be32(data + off);
-    if (s > 0 && count > (uint64_t(1) << 48) / s)
-      file_error(op, name, "dimension sizes up to offset " + std::to_string(off) + " describe more than 2^48 elements");
+    if (s > 0 && bound > (uint64_t(1) << 48) / s)
+      file_error(op, name,
+                 "dimension sizes up to offset " + std::to_string(off) + " multiply to more than 2^48 (size " +
+                     std::to_string(s) + " of dimension " + std::to_string(d) + ")");
+    bound *= std::max<uint64_t>(s, 1);
     count *= s;
     shape.push_back(int64_t(s));
   }

@@ -135,13 +135,23 @@ public:
     dir_ = dir;
     prepare_run_dir(dir_, o_.overwrite);
     write_text_atomic(path("config.json"), to_json(cfg_).dump(2) + "\n");
-    std::error_code ec;
-    fs::remove(path("epochs.csv"), ec);
+    std::error_code ec;  // --overwrite: nothing of the old run may be mistaken for this one's
+    for (const char* f : {"epochs.csv", kCheckpoint, "results.md", "results.csv"}) fs::remove(path(f), ec);
+    fs::remove_all(path("plots"), ec);
     log_file_ = StepLog(path("steps.jsonl"), false);
   }
 
-  // file: the checkpoint already read (validated by load_safetensors).
+  // meta_state: the checkpoint's "run_state" metadata (position, running sums, finished epochs).
   void start_resumed(const std::string& dir, const json& meta_state) {
+    try {
+      resume_from(dir, meta_state);
+    } catch (const json::exception& e) {
+      throw std::runtime_error("checkpoint '" + path(kCheckpoint) + "' has malformed run state: " + e.what());
+    }
+  }
+
+private:
+  void resume_from(const std::string& dir, const json& meta_state) {
     dir_ = dir;
     std::map<std::string, Tensor> extra;
     std::map<std::string, std::string> meta;
@@ -181,6 +191,7 @@ public:
     log_file_ = StepLog(sp, true);
   }
 
+public:
   RunResult go() {
     loop();
     RunResult r;

@@ -36,7 +36,11 @@ std::string Progress::line(int64_t done, const std::string& status) const {
   if (tty_) {
     const int w = 24;
     int fill = int(double(w) * double(std::min(done, total_)) / double(total_));
-    bar = "[" + std::string(size_t(fill), '#') + std::string(size_t(w - fill), '.') + "] ";
+    bar.reserve(size_t(w) + 3);
+    bar += '[';
+    bar.append(size_t(fill), '#');
+    bar.append(size_t(w - fill), '.');
+    bar += "] ";
   }
   if (rate > 0)
     std::snprintf(b, sizeof(b), "%s %s%lld/%lld  %.1f steps/s  %.0f ex/s  ETA %s", label_.c_str(), bar.c_str(),

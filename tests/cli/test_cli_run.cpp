@@ -237,6 +237,15 @@ TEST_CASE("run: failed runs do not clobber existing files") {
     std::ofstream(d / "broken/checkpoint.safetensors", std::ios::binary | std::ios::trunc) << "not a safetensors file";
   }
   CHECK_THROWS(resume_run(d / "broken", {}, quiet()));
+
+  // --overwrite replaces the old run completely.
+  RunOptions ow = quiet();
+  ow.overwrite = true;
+  other = c;
+  other.method = "uw";
+  RunResult r = train_run(other, d / "run", ow);
+  CHECK(r.complete);
+  CHECK(run_config_from_json(json::parse(read_text(d / "run/config.json"))).method == "uw");
 }
 
 TEST_CASE("run: a small comparison writes the table, Δm against the single-task row, and combined plots") {

@@ -138,6 +138,8 @@ TEST_CASE("idx: bad headers and contents are named precisely") {
   // Huge dimensions in a tiny file: an error, no giant allocation.
   write_bytes(p, idx_bytes({0xFFFFFFFF, 0xFFFFFFFF, 0xFFFF}, {1, 2, 3}));
   CHECK(!error_of([&] { read_idx(p); }).empty());
+  write_bytes(p, idx_bytes({0, 0xFFFFFFFF, 0xFFFFFFFF}, {}));  // zero elements, absurd sizes
+  CHECK(contains(error_of([&] { read_idx(p); }), "more than 2^48"));
   write_bytes(p, idx_bytes({60000, 28, 28}, {1, 2, 3}));
   m = error_of([&] { read_idx(p); });
   CHECK(contains(m, "truncated"));
@@ -398,6 +400,10 @@ TEST_CASE("image folder: size mismatch, corrupt image, empty class") {
   CHECK(contains(error_of([&] { load_image_folder(dir / "nothing"); }), "not a folder"));
   std::filesystem::create_directories(dir / "d");
   CHECK(contains(error_of([&] { load_image_folder(dir / "d"); }), "no class subfolders"));
+  // A PNM header number too long for stb's int parsing.
+  std::string big = "P5\n1111111111 2\n255\n";
+  write_bytes(dir / "f/c/1.pgm", std::vector<uint8_t>(big.begin(), big.end()));
+  CHECK(contains(error_of([&] { load_image_folder(dir / "f"); }), "the width at offset 3 has more than 8 digits"));
   // Truncated image data.
   auto g = grey(3, 2, 0);
   g.resize(g.size() - 2);
