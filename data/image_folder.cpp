@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 
 #include "data/csv.h"
 #include "data/io.h"
@@ -42,54 +43,118 @@ bool is_image_name(const std::string& name) {
   return false;
 }
 
-// Binary PNM (P5 / P6) headers are parsed here exactly as stb_image 2.27 parses them, because
-// stb (a) overflows a signed int on a header number of 10+ digits and (b) does not notice pixel
-// data cut short (it returns a partly uninitialised image). Other formats are decoded as stb
-// does (PNG / zlib report truncation; BMP, TGA and JPEG read missing bytes as zeros).
-struct PnmHeader {
+// Binary PNM (P5 grey, P6 RGB) is decoded here rather than by stb_image 2.27, which overflows
+// an int on long header numbers, returns partly uninitialised pixels when the data is cut short,
+// reads 16-bit samples in the wrong byte order and overruns its buffer converting them (the last
+// two found by data/fuzz/fuzz_image_folder). Header: magic, width, height, maxval (each after
+// whitespace and # comments), one whitespace byte, then width * height * channels samples of 1
+// byte (maxval < 256) or 2 big-endian bytes; samples are scaled to 0..255 as
+// round(255 * v / maxval). Bytes after the image are ignored.
+struct Pnm {
   bool is_pnm = false;
-  std::string error;       // non-empty: reject before stb sees the file
-  size_t data_offset = 0;  // where the pixels start
+  std::string error;  // non-empty: the file is a bad PNM
+  int w = 0, h = 0, c = 0;
+  std::vector<uint8_t> hwc;
 };
 
-PnmHeader pnm_header(const std::vector<uint8_t>& b) {
-  PnmHeader h;
-  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return h;
-  h.is_pnm = true;
+Pnm decode_pnm(const std::vector<uint8_t>& b, int64_t max_pixels) {
+  Pnm r;
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return r;
+  r.is_pnm = true;
+  r.c = b[1] == '5' ? 1 : 3;
   size_t pos = 2;
-  auto eof = [&] { return pos >= b.size(); };
-  auto get8 = [&]() -> char { return eof() ? char(0) : char(b[pos++]); };
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
-  char c = get8();
+  auto space = [](uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
   const char* names[3] = {"width", "height", "maximum value"};
-  for (int field = 0; field < 3; ++field) {
+  uint32_t v[3] = {0, 0, 0};
+  for (int f = 0; f < 3; ++f) {
     for (;;) {  // whitespace and # comments
-      while (!eof() && space(c)) c = get8();
-      if (eof() || c != '#') break;
-      while (!eof() && c != '\n' && c != '\r') c = get8();
-    }
-    int digits = 0;
-    const size_t start = pos - 1;  // offset of c
-    while (!eof() && c >= '0' && c <= '9') {
-      if (++digits > 8) {
-        h.error = std::string("PNM header: the ") + names[field] + " at offset " + std::to_string(start) + " has more than 8 digits";
-        return h;
+      while (pos < b.size() && space(b[pos])) ++pos;
+      if (pos < b.size() && b[pos] == '#') {
+        while (pos < b.size() && b[pos] != '\n' && b[pos] != '\r') ++pos;
+        continue;
       }
-      c = get8();
+      break;
+    }
+    const size_t start = pos;
+    while (pos < b.size() && b[pos] >= '0' && b[pos] <= '9') {
+      if (pos - start >= 8) {
+        r.error = std::string("PNM header: the ") + names[f] + " at offset " + std::to_string(start) + " has more than 8 digits";
+        return r;
+      }
+      v[f] = v[f] * 10 + uint32_t(b[pos++] - '0');
+    }
+    if (pos == start) {
+      r.error = std::string("PNM header: expected the ") + names[f] + " (a decimal number) at offset " + std::to_string(pos);
+      return r;
     }
   }
-  h.data_offset = pos;
-  return h;
+  if (pos >= b.size() || !space(b[pos])) {
+    r.error = "PNM header: expected one whitespace byte after the maximum value at offset " + std::to_string(pos);
+    return r;
+  }
+  ++pos;
+  if (v[0] == 0 || v[1] == 0) {
+    r.error = "PNM header: the image is " + std::to_string(v[0]) + " x " + std::to_string(v[1]) + " pixels";
+    return r;
+  }
+  if (v[2] == 0 || v[2] > 65535) {
+    r.error = "PNM header: maximum value " + std::to_string(v[2]) + " out of range, expected 1..65535";
+    return r;
+  }
+  if (int64_t(v[0]) * int64_t(v[1]) > max_pixels) {
+    r.error = std::to_string(v[0]) + " x " + std::to_string(v[1]) + " pixels, more than the limit of " + std::to_string(max_pixels);
+    return r;
+  }
+  r.w = int(v[0]);
+  r.h = int(v[1]);
+  const uint32_t maxval = v[2];
+  const size_t bps = maxval > 255 ? 2 : 1;
+  const size_t n = size_t(r.w) * size_t(r.h) * size_t(r.c);
+  const size_t have = b.size() - pos;
+  if (have < n * bps) {
+    r.error = "truncated PNM: expected " + std::to_string(n * bps) + " bytes of pixel data from offset " + std::to_string(pos) +
+              ", found " + std::to_string(have);
+    return r;
+  }
+  r.hwc.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t s = bps == 1 ? b[pos + i] : (uint32_t(b[pos + 2 * i]) << 8 | b[pos + 2 * i + 1]);
+    if (s > maxval) {
+      r.error = "PNM sample " + std::to_string(s) + " at offset " + std::to_string(pos + i * bps) + " exceeds the maximum value " +
+                std::to_string(maxval);
+      r.hwc.clear();
+      return r;
+    }
+    r.hwc[i] = maxval == 255 ? uint8_t(s) : uint8_t((s * 255 + maxval / 2) / maxval);
+  }
+  return r;
 }
 
-std::string pnm_truncation(const std::vector<uint8_t>& b, const PnmHeader& ph, int w, int h, int c) {
-  if (!ph.is_pnm) return {};
-  const bool wide = stbi_is_16_bit_from_memory(b.data(), int(b.size()));
-  const uint64_t need = uint64_t(w) * uint64_t(h) * uint64_t(c) * (wide ? 2u : 1u);
-  const uint64_t have = b.size() > ph.data_offset ? b.size() - ph.data_offset : 0;
-  if (have >= need) return {};
-  return "truncated PNM: expected " + std::to_string(need) + " bytes of pixel data from offset " +
-         std::to_string(ph.data_offset) + ", found " + std::to_string(have);
+// Interleaved pixels from `from` to `to` channels (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA), with
+// stb_image's rules: grey is replicated, a missing alpha is 255, grey from colour is
+// (77 r + 150 g + 29 b) >> 8.
+std::vector<uint8_t> convert_channels(const uint8_t* px, size_t n, int from, int to) {
+  std::vector<uint8_t> out(n * size_t(to));
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = px + i * size_t(from);
+    uint8_t r, g, b, a = from == 2 ? p[1] : from == 4 ? p[3] : 255;
+    if (from <= 2) {
+      r = g = b = p[0];
+    } else {
+      r = p[0];
+      g = p[1];
+      b = p[2];
+    }
+    const uint8_t y = from <= 2 ? p[0] : uint8_t((r * 77 + g * 150 + b * 29) >> 8);
+    uint8_t* o = out.data() + i * size_t(to);
+    switch (to) {
+      case 1: o[0] = y; break;
+      case 2: o[0] = y; o[1] = a; break;
+      case 3: o[0] = r; o[1] = g; o[2] = b; break;
+      default: o[0] = r; o[1] = g; o[2] = b; o[3] = a; break;
+    }
+  }
+  return out;
 }
 
 struct Decoded {
@@ -104,9 +169,13 @@ Decoded decode(const std::string& path, int channels, int64_t max_pixels) {
   try {
     std::vector<uint8_t> bytes = read_file(path, kOp, uint64_t(1) << 32);
     if (bytes.size() > size_t(INT32_MAX)) { d.error = "'" + path + "': larger than 2 GiB"; return d; }
-    const PnmHeader ph = pnm_header(bytes);
-    if (!ph.error.empty()) {
-      d.error = "'" + path + "': " + ph.error;
+    Pnm pnm = decode_pnm(bytes, max_pixels);
+    if (pnm.is_pnm) {
+      if (!pnm.error.empty()) { d.error = "'" + path + "': " + pnm.error; return d; }
+      d.w = pnm.w;
+      d.h = pnm.h;
+      d.c = channels ? channels : pnm.c;
+      d.hwc = convert_channels(pnm.hwc.data(), size_t(pnm.w) * size_t(pnm.h), pnm.c, d.c);
       return d;
     }
     int w = 0, h = 0, c = 0;
@@ -119,23 +188,27 @@ Decoded decode(const std::string& path, int channels, int64_t max_pixels) {
                 std::to_string(max_pixels);
       return d;
     }
-    if (std::string t = pnm_truncation(bytes, ph, w, h, c); !t.empty()) {
-      d.error = "'" + path + "': " + t;
-      return d;
-    }
+    // Decoded in the file's own channel count (req_comp 0) and converted by convert_channels,
+    // which keeps stb's own conversion paths out of the way.
     int cw = 0, ch = 0, cc = 0;
-    uint8_t* px = stbi_load_from_memory(bytes.data(), int(bytes.size()), &cw, &ch, &cc, channels);
+    uint8_t* px = stbi_load_from_memory(bytes.data(), int(bytes.size()), &cw, &ch, &cc, 0);
     if (!px) {
       d.error = "'" + path + "': cannot decode the image (" + stbi_failure_reason() + ")";
+      return d;
+    }
+    std::unique_ptr<uint8_t, void (*)(void*)> own(px, stbi_image_free);
+    if (cc < 1 || cc > 4) {
+      d.error = "'" + path + "': decoded with " + std::to_string(cc) + " channels, expected 1 to 4";
       return d;
     }
     d.w = cw;
     d.h = ch;
     d.c = channels ? channels : cc;
-    d.hwc.assign(px, px + size_t(cw) * size_t(ch) * size_t(d.c));
-    stbi_image_free(px);
+    d.hwc = convert_channels(px, size_t(cw) * size_t(ch), cc, d.c);
   } catch (const Error& e) {
     d.error = e.what();
+  } catch (const std::bad_alloc&) {
+    d.error = "'" + path + "': out of memory decoding the image";
   }
   return d;
 }

@@ -1,5 +1,6 @@
-// data/image_folder.h: image datasets from a folder tree or a CSV listing (decoded by stb_image:
-// PNG, JPEG, BMP, GIF, TGA, PSD, HDR, PIC, PNM).
+// data/image_folder.h: image datasets from a folder tree or a CSV listing. PNG, JPEG, BMP, GIF
+// (first frame), TGA, PSD, HDR and PIC are decoded by stb_image; binary PNM (P5 / P6, 8- or
+// 16-bit, scaled to 0..255) by our own strict decoder (stb 2.27 mishandles it).
 //
 // Folder layout: root/<class>/<image>; classes are the subfolders sorted by name (byte order),
 // label = position; files are sorted by name; hidden entries (".x") and files without an image

@@ -2,6 +2,9 @@
 #include "engine/accelerator.h"
 
 #include "engine/error.h"
+#ifndef POLYHEAD_HAVE_CUDA
+#define POLYHEAD_HAVE_CUDA 0
+#endif
 #if POLYHEAD_HAVE_CUDA
 #include "engine/cuda/cuda_api.h"
 #endif

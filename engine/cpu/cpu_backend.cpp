@@ -367,12 +367,14 @@ void CpuBackend::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double 
       return;
     }
     // Work units: (batch, row block) or (batch, column block). Blocks are fixed by the shape.
+    // Few large blocks: each BLAS call packs its operands again, and small blocks run below the
+    // kernel's efficiency. At most 4 blocks of at least 128 rows/columns per product.
     const double flops = double(M) * double(N) * double(K);
     int64_t split = 1;
-    if (batch < 8 && flops > 2e6) split = std::min<int64_t>(16, int64_t(flops / 1e6));
+    if (batch < 4 && flops > 4e6) split = std::min<int64_t>(4, int64_t(flops / 2e6));
     bool by_rows = M >= N;
     int64_t extent = by_rows ? M : N;
-    int64_t blk = std::max<int64_t>(16, (extent + split - 1) / split);
+    int64_t blk = std::max<int64_t>(128, (extent + split - 1) / split);
     blk = (blk + 15) / 16 * 16;
     int64_t nblk = (extent + blk - 1) / blk;
     parallel_for(batch * nblk, 1, [&](int64_t u0, int64_t u1) {

@@ -377,6 +377,38 @@ TEST_CASE("image folder: classes, order, CHW layout") {
   CHECK(load_image_folder(dir / "root", o3).images.shape() == Shape{3, 3, 2, 3});
   auto ds = image_dataset(s);
   CHECK(ds->get(2).at("x").to_vector<float>()[0] == doctest::Approx(100 / 255.0));
+
+  // 16-bit PNM (maxval > 255) converted to 3 channels: stb 2.27 overran its buffer here (a
+  // fuzzer find); values are the high bytes.
+  std::string h16 = "P5\n2 2\n65535\n";
+  std::vector<uint8_t> p16(h16.begin(), h16.end());
+  for (uint8_t v : {0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC, 0xDE, 0xF0}) p16.push_back(v);
+  write_bytes(dir / "w16.pgm", p16);
+  Tensor t16 = read_image(dir / "w16.pgm", 3);
+  CHECK(t16.shape() == Shape{3, 2, 2});
+  CHECK(t16.to_vector<int64_t>() == std::vector<int64_t>{0x12, 0x56, 0x9A, 0xDE, 0x12, 0x56, 0x9A, 0xDE, 0x12, 0x56, 0x9A, 0xDE});
+  // PNM details: comments, a small maxval is scaled, bad samples and headers are errors.
+  std::string hc = "P5 # comment\n# more\n2 1\n15\n";
+  std::vector<uint8_t> pc(hc.begin(), hc.end());
+  pc.insert(pc.end(), {15, 5});
+  write_bytes(dir / "c15.pgm", pc);
+  CHECK(read_image(dir / "c15.pgm").to_vector<int64_t>() == std::vector<int64_t>{255, 85});
+  pc.back() = 16;
+  write_bytes(dir / "c15.pgm", pc);
+  CHECK(contains(error_of([&] { read_image(dir / "c15.pgm"); }), "PNM sample 16 at offset 28 exceeds the maximum value 15"));
+  auto bad_header = [&](const std::string& h) {
+    write_bytes(dir / "h.pgm", std::vector<uint8_t>(h.begin(), h.end()));
+    return error_of([&] { read_image(dir / "h.pgm"); });
+  };
+  CHECK(contains(bad_header("P5\n0 2\n255\n"), "the image is 0 x 2 pixels"));
+  CHECK(contains(bad_header("P5\n2 2\n70000\n"), "maximum value 70000 out of range"));
+  CHECK(contains(bad_header("P5\n2 x\n255\n"), "expected the height (a decimal number) at offset 5"));
+  CHECK(contains(bad_header("P5\n1 1\n255"), "expected one whitespace byte after the maximum value at offset 11"));
+  // Colour to grey uses stb's weights; a missing alpha is 255.
+  write_bytes(dir / "one.ppm", pnm_bytes(1, 1, 3, {200, 100, 50}));
+  CHECK(read_image(dir / "one.ppm", 1).item() == (200 * 77 + 100 * 150 + 50 * 29) >> 8);
+  CHECK(read_image(dir / "one.ppm", 4).to_vector<int64_t>() == std::vector<int64_t>{200, 100, 50, 255});
+  CHECK(read_image(dir / "one.ppm", 2).to_vector<int64_t>()[1] == 255);
 }
 
 TEST_CASE("image folder: size mismatch, corrupt image, empty class") {
