@@ -7,6 +7,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$build/quickstart"
 "$build/polyhead" methods >/dev/null
 "$build/polyhead" train --dataset synthetic --model mlp --method pcgrad --epochs 1 --max-steps 20 --out "$tmp/run"
+"$build/mnist_mlp" --smoke
 for d in "$build"/demo_*; do
   [[ -x $d ]] || continue
   echo "== $(basename "$d") --smoke"

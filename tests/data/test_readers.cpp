@@ -403,7 +403,7 @@ TEST_CASE("image folder: classes, order, CHW layout") {
   CHECK(contains(bad_header("P5\n0 2\n255\n"), "the image is 0 x 2 pixels"));
   CHECK(contains(bad_header("P5\n2 2\n70000\n"), "maximum value 70000 out of range"));
   CHECK(contains(bad_header("P5\n2 x\n255\n"), "expected the height (a decimal number) at offset 5"));
-  CHECK(contains(bad_header("P5\n1 1\n255"), "expected one whitespace byte after the maximum value at offset 11"));
+  CHECK(contains(bad_header("P5\n1 1\n255"), "expected one whitespace byte after the maximum value at offset 10"));
   // Colour to grey uses stb's weights; a missing alpha is 255.
   write_bytes(dir / "one.ppm", pnm_bytes(1, 1, 3, {200, 100, 50}));
   CHECK(read_image(dir / "one.ppm", 1).item() == (200 * 77 + 100 * 150 + 50 * 29) >> 8);
