@@ -18,6 +18,7 @@ public:
   void normal(std::span<double> out) override { for (auto& x : out) x = g_.normal(); }
   void uniform(std::span<double> out) override { for (auto& x : out) x = g_.uniform(); }
   Generator& generator() { return g_; }
+  const Generator& generator() const { return g_; }
 
 private:
   Generator g_;

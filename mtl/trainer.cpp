@@ -283,8 +283,7 @@ std::map<std::string, Tensor> Trainer::state_dict() const {
   for (const auto& [k, m] : method_->state()) s["method." + k] = Tensor::from_vector(m.a, {int64_t(m.rows), int64_t(m.cols)});
   s["trainer.history"] = Tensor::from_vector(history_.a, {int64_t(history_.rows), int64_t(history_.cols)});
   s["trainer.epoch_sum"] = Tensor::from_vector(epoch_sum_);
-  PhiloxRandom& rng = const_cast<PhiloxRandom&>(rng_);
-  std::vector<int64_t> counters{epoch_, epoch_steps_, mp_step_, int64_t(rng.generator().seed()), int64_t(rng.generator().offset())};
+  std::vector<int64_t> counters{epoch_, epoch_steps_, mp_step_, int64_t(rng_.generator().seed()), int64_t(rng_.generator().offset())};
   s["trainer.counters"] = Tensor::from_vector(counters);
   if (!mp_m_.empty()) {
     s["trainer.method_param_m"] = Tensor::from_vector(mp_m_);
