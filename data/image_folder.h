@@ -1,10 +1,11 @@
-// data/image_folder.h: image datasets from a folder tree or a CSV listing. PNG, JPEG, BMP, GIF
-// (first frame), TGA, PSD, HDR and PIC are decoded by stb_image; binary PNM (P5 / P6, 8- or
-// 16-bit, scaled to 0..255) by our own strict decoder (stb 2.27 mishandles it).
+// data/image_folder.h: image datasets from a folder tree or a CSV listing. Formats: PNG, JPEG and
+// BMP (decoded by stb_image, with a guard against a JPEG bug of stb 2.27) and binary PNM
+// (P5 / P6, 8- or 16-bit, scaled to 0..255; decoded by our own strict code, stb 2.27 mishandles it).
+// Files are recognised by extension: .png .jpg .jpeg .bmp .pgm .ppm .pnm (any case).
 //
 // Folder layout: root/<class>/<image>; classes are the subfolders sorted by name (byte order),
-// label = position; files are sorted by name; hidden entries (".x") and files without an image
-// extension are skipped; an empty class folder is an Error.
+// label = position; files are sorted by name; hidden entries (".x") and files without one of the
+// extensions above are skipped; an empty class folder is an Error.
 // CSV listing: a header "file,<target 1>,<target 2>,..." then one row per image: its path
 // (relative to the CSV's folder unless absolute) and one integer label per target (>= 0).
 //

@@ -37,9 +37,12 @@ step "benchmarks TF32 (B3 and sgemm)"
 step "whole-model fixtures and the CPU suites"
 (cd "$build" && ctest -E cuda --output-on-failure) || status=1
 if command -v compute-sanitizer >/dev/null; then
-  step "compute-sanitizer memcheck on the CUDA tests"
-  compute-sanitizer --tool memcheck --error-exitcode 3 "$build/polyhead_tests" --source-file='*tests/cuda/*' --no-intro 2>&1 | tail -15
-  echo "compute-sanitizer exit: ${PIPESTATUS[0]}"
+  # The allocator test asks for 1 PiB on purpose; memcheck counts those failed cudaMalloc calls as
+  # API errors, so it runs without that case.
+  step "compute-sanitizer memcheck on the CUDA tests (without the deliberate out-of-memory case)"
+  compute-sanitizer --tool memcheck --error-exitcode 3 "$build/polyhead_tests" --source-file='*tests/cuda/*' \
+    --test-case-exclude='*memory*,*alloc*' --no-intro 2>&1 | grep -E '^=========|test cases'
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 fi
 step "done (status $status)"
 exit $status

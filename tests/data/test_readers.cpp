@@ -404,6 +404,13 @@ TEST_CASE("image folder: classes, order, CHW layout") {
   CHECK(contains(bad_header("P5\n2 2\n70000\n"), "maximum value 70000 out of range"));
   CHECK(contains(bad_header("P5\n2 x\n255\n"), "expected the height (a decimal number) at offset 5"));
   CHECK(contains(bad_header("P5\n1 1\n255"), "expected one whitespace byte after the maximum value at offset 10"));
+  // A JPEG whose Huffman table declares more than 256 codes (stb 2.27 overflowed on it; a fuzzer find).
+  write_bytes(dir / "dht.jpg",
+              {0xFF, 0xD8, 0xFF, 0xFF, 0xFF, 0xFF, 0xC4, 0x25, 0x00, 0x00, 0x00, 0x00, 0x0D, 0x0D, 0x22, 0x0D, 0x00, 0x22, 0x0D,
+               0x22, 0x0D, 0x16, 0x0D, 0x8D, 0x0D, 0x32, 0x23, 0x8D, 0x0D, 0x00, 0x00, 0x00, 0x00, 0xFA, 0x7D, 0x00, 0x00, 0x00,
+               0xFF, 0xFF, 0x0D, 0x22, 0x0D, 0x22, 0xFB, 0x0D, 0x22, 0x8B, 0x22, 0xFF, 0xFF, 0xFF, 0xFF, 0x30, 0x6B, 0x24, 0x00,
+               0xED, 0xFF, 0xFF, 0x09, 0x7E});
+  CHECK(contains(error_of([&] { read_image(dir / "dht.jpg"); }), "JPEG: the Huffman table at offset 9 declares 346 codes"));
   // Colour to grey uses stb's weights; a missing alpha is 255.
   write_bytes(dir / "one.ppm", pnm_bytes(1, 1, 3, {200, 100, 50}));
   CHECK(read_image(dir / "one.ppm", 1).item() == (200 * 77 + 100 * 150 + 50 * 29) >> 8);
