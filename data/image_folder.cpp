@@ -1,11 +1,12 @@
-// data/image_folder.cpp: image folders and CSV image listings via stb_image.
-// This is the one translation unit that defines STB_IMAGE_IMPLEMENTATION.
+// data/image_folder.cpp: image folders and CSV image listings: PNG / JPEG / BMP via stb_image
+// (this is the one translation unit that defines STB_IMAGE_IMPLEMENTATION), binary PNM by our own code.
 #include "data/image_folder.h"
 
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -135,28 +136,50 @@ Pnm decode_pnm(const std::vector<uint8_t>& b, int64_t max_pixels) {
 }
 
 // stb_image 2.27 writes past a Huffman table's 257-entry array when a JPEG DHT segment declares
-// more than 256 codes (found by data/fuzz/fuzz_image_folder). Every FF C4 (DHT) marker in the
-// file is read here the way stb reads it (tables follow one another while the segment length
-// lasts; bytes past the end read as 0), and such a table is reported instead of decoded.
+// more than 256 codes (found by data/fuzz/fuzz_image_folder), so DHT segments are checked first,
+// read the way stb reads them (tables follow one another while the segment length lasts; bytes
+// past the end of the file read as 0). Up to the first SOS the markers are walked as stb walks
+// them (bytes between markers skipped, each segment skipped by its length); after it every
+// FF C4 in the file is checked, since stb may meet one anywhere in the scans.
 std::string jpeg_dht_check(const std::vector<uint8_t>& b) {
-  if (b.size() < 2 || b[0] != 0xFF || b[1] != 0xD8) return {};
-  auto at = [&](size_t i) -> int { return i < b.size() ? b[i] : 0; };
-  for (size_t m = 2; m + 1 < b.size(); ++m) {
-    if (b[m] != 0xFF || b[m + 1] != 0xC4) continue;
+  const size_t n = b.size();
+  auto at = [&](size_t i) -> int { return i < n ? b[i] : 0; };
+  size_t pos = 0;
+  if (at(0) != 0xFF) return {};
+  while (pos < n && b[pos] == 0xFF) ++pos;
+  if (at(pos) != 0xD8) return {};  // not a JPEG for stb
+  ++pos;
+  auto check_dht = [&](size_t m) -> std::string {  // m: offset of the FF of FF C4
     int64_t L = int64_t(at(m + 2) << 8 | at(m + 3)) - 2;
     size_t q = m + 4;
-    while (L > 0 && q < b.size()) {
+    while (L > 0 && q < n) {
       const int tc = at(q) >> 4, th = at(q) & 15;
       if (tc > 1 || th > 3) break;  // stb rejects the file here
-      int n = 0;
-      for (int i = 0; i < 16; ++i) n += at(q + 1 + size_t(i));
-      if (n > 256)
-        return "JPEG: the Huffman table at offset " + std::to_string(q) + " declares " + std::to_string(n) +
+      int count = 0;
+      for (int i = 0; i < 16; ++i) count += at(q + 1 + size_t(i));
+      if (count > 256)
+        return "JPEG: the Huffman table at offset " + std::to_string(q) + " declares " + std::to_string(count) +
                " codes, at most 256 are possible";
-      q += 17 + size_t(n);
-      L -= 17 + n;
+      q += 17 + size_t(count);
+      L -= 17 + count;
     }
+    return {};
+  };
+  while (pos < n) {  // markers before the first scan
+    if (b[pos++] != 0xFF) continue;
+    while (pos < n && b[pos] == 0xFF) ++pos;
+    if (pos >= n) break;
+    const size_t m = pos - 1;  // the FF before the marker byte
+    const int marker = b[pos++];
+    if (marker == 0xD9) return {};  // EOI
+    if (marker == 0xDA) break;       // SOS: the scans begin
+    if (marker == 0xC4)
+      if (std::string e = check_dht(m); !e.empty()) return e;
+    pos += size_t(at(pos) << 8 | at(pos + 1));  // the segment, its length field included
   }
+  for (size_t i = pos; i + 1 < n; ++i)
+    if (b[i] == 0xFF && b[i + 1] == 0xC4)
+      if (std::string e = check_dht(i); !e.empty()) return e;
   return {};
 }
 

@@ -50,6 +50,8 @@ std::unique_ptr<Method> make_db_mtl(int K, const Options& o);
 std::unique_ptr<Method> make_excessmtl(int K, const Options& o);
 std::unique_ptr<Method> make_modo(int K, const Options& o);
 std::unique_ptr<Method> make_sdmgrad(int K, const Options& o);
+// mt2st.cpp (seed method: multi-task to single-task schedules)
+std::unique_ptr<Method> make_mt2st(int K, const Options& o);
 // robust.cpp
 std::unique_ptr<Method> make_krum(int K, const Options& o);
 std::unique_ptr<Method> make_trimmedmean(int K, const Options& o);

@@ -19,6 +19,7 @@ void register_basic_methods(std::vector<RegistryEntry>& out) {
   add("mean", "Mean: weights 1/K (torchjd Mean; linear scalarization)", "loss", make_mean);
   add("constant", "Constant: fixed user weights, option weights=w1,...,wK (torchjd Constant)", "loss", make_constant);
   add("si", "SI: scale-invariant sum of log-losses, w = 1/L (Navon et al., Nash-MTL repo, ICML 2022)", "loss", make_si);
+  add("mt2st", "MT2ST: auxiliary weights diminish or switch off, multi-task to single-task (Liu & Yu, ACL 2025 MAGMaR)", "loss", make_mt2st);
   add("uw", "UW: uncertainty weighting with learnable log-variances (Kendall et al., CVPR 2018)", "loss", make_uw);
   add("dwa", "DWA: dynamic weight average of epoch loss ratios (Liu et al., CVPR 2019)", "loss", make_dwa);
   add("gls", "GLS: geometric mean of the losses (Chennupati et al., MultiNet++, CVPR Workshops 2019)", "loss",

@@ -74,6 +74,39 @@ inline std::vector<uint8_t> pnm_bytes(int w, int h, int channels, const std::vec
   return b;
 }
 
+// An 8-bit PNG (channels 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA); pixels interleaved, row-major.
+inline std::vector<uint8_t> png_bytes(int w, int h, int channels, const std::vector<uint8_t>& px) {
+  auto be32 = [](std::vector<uint8_t>& v, uint32_t x) {
+    for (int s = 24; s >= 0; s -= 8) v.push_back(uint8_t(x >> s));
+  };
+  auto chunk = [&](std::vector<uint8_t>& out, const char* type, const std::vector<uint8_t>& data) {
+    be32(out, uint32_t(data.size()));
+    std::vector<uint8_t> td(type, type + 4);
+    td.insert(td.end(), data.begin(), data.end());
+    out.insert(out.end(), td.begin(), td.end());
+    be32(out, uint32_t(crc32(0, td.data(), uInt(td.size()))));
+  };
+  std::vector<uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  std::vector<uint8_t> ihdr;
+  be32(ihdr, uint32_t(w));
+  be32(ihdr, uint32_t(h));
+  const uint8_t color[5] = {0, 0, 4, 2, 6};
+  ihdr.insert(ihdr.end(), {8, color[channels], 0, 0, 0});
+  chunk(out, "IHDR", ihdr);
+  std::vector<uint8_t> raw;  // filter byte 0 before each row
+  for (int r = 0; r < h; ++r) {
+    raw.push_back(0);
+    raw.insert(raw.end(), px.begin() + long(r) * w * channels, px.begin() + long(r + 1) * w * channels);
+  }
+  uLongf len = compressBound(uLong(raw.size()));
+  std::vector<uint8_t> z(len);
+  REQUIRE(compress(z.data(), &len, raw.data(), uLong(raw.size())) == Z_OK);
+  z.resize(len);
+  chunk(out, "IDAT", z);
+  chunk(out, "IEND", {});
+  return out;
+}
+
 // The message of the polyhead::Error thrown by f ("" when none is thrown).
 template <class F> std::string error_of(F&& f) {
   try {

@@ -410,12 +410,50 @@ TEST_CASE("image folder: classes, order, CHW layout") {
                0x22, 0x0D, 0x16, 0x0D, 0x8D, 0x0D, 0x32, 0x23, 0x8D, 0x0D, 0x00, 0x00, 0x00, 0x00, 0xFA, 0x7D, 0x00, 0x00, 0x00,
                0xFF, 0xFF, 0x0D, 0x22, 0x0D, 0x22, 0xFB, 0x0D, 0x22, 0x8B, 0x22, 0xFF, 0xFF, 0xFF, 0xFF, 0x30, 0x6B, 0x24, 0x00,
                0xED, 0xFF, 0xFF, 0x09, 0x7E});
-  CHECK(contains(error_of([&] { read_image(dir / "dht.jpg"); }), "JPEG: the Huffman table at offset 9 declares 346 codes"));
+  CHECK(contains(error_of([&] { read_image(dir / "dht.jpg"); }), "JPEG: the Huffman table at offset 9 declares 406 codes"));
+  // The same with fill bytes before SOI, a table after other segments, and one after SOS.
+  auto dht_error = [&](std::vector<uint8_t> b) {
+    write_bytes(dir / "dht2.jpg", b);
+    return error_of([&] { read_image(dir / "dht2.jpg"); });
+  };
+  std::vector<uint8_t> table = {0x00};
+  for (int i = 0; i < 16; ++i) table.push_back(20);  // 320 codes
+  std::vector<uint8_t> j1 = {0xFF, 0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xFF, 0xC4, 0xFF, 0xC4, 0x01, 0x53};
+  j1.insert(j1.end(), table.begin(), table.end());
+  CHECK(contains(dht_error(j1), "at offset 13 declares 320 codes"));
+  std::vector<uint8_t> j2 = {0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0x34, 0xFF, 0xC4, 0x01, 0x53};
+  j2.insert(j2.end(), table.begin(), table.end());
+  CHECK(contains(dht_error(j2), "at offset 12 declares 320 codes"));
   // Colour to grey uses stb's weights; a missing alpha is 255.
   write_bytes(dir / "one.ppm", pnm_bytes(1, 1, 3, {200, 100, 50}));
   CHECK(read_image(dir / "one.ppm", 1).item() == (200 * 77 + 100 * 150 + 50 * 29) >> 8);
   CHECK(read_image(dir / "one.ppm", 4).to_vector<int64_t>() == std::vector<int64_t>{200, 100, 50, 255});
   CHECK(read_image(dir / "one.ppm", 2).to_vector<int64_t>()[1] == 255);
+}
+
+TEST_CASE("image folder: PNG through stb_image") {
+  TempDir dir;
+  std::vector<uint8_t> rgba;
+  for (int p = 0; p < 6; ++p) rgba.insert(rgba.end(), {uint8_t(10 + p), uint8_t(20 + p), uint8_t(30 + p), uint8_t(40 + p)});
+  write_bytes(dir / "p/a/x.PNG", png_bytes(3, 2, 4, rgba));
+  std::vector<uint8_t> grey = {1, 2, 3, 4, 5, 6};
+  write_bytes(dir / "p/b/y.png", png_bytes(3, 2, 1, grey));
+  ImageSet s = load_image_folder(dir / "p");  // channels from the first image: RGBA
+  CHECK(s.images.shape() == Shape{2, 4, 2, 3});
+  auto v = s.images.to_vector<int64_t>();
+  CHECK(v[0] == 10);
+  CHECK(v[6 + 5] == 25);        // G plane, pixel 5
+  CHECK(v[18 + 2] == 42);       // alpha plane
+  CHECK(v[24 + 4] == 5);        // the grey image replicated into R
+  CHECK(v[24 + 18 + 4] == 255); // with an opaque alpha
+  ImageFolderOptions o1;
+  o1.channels = 1;
+  CHECK(load_image_folder(dir / "p", o1).images.to_vector<int64_t>()[6 + 3] == 4);
+  // A PNG cut short is an error naming it.
+  auto png = png_bytes(3, 2, 1, grey);
+  write_bytes(dir / "q/a/cut.png", std::vector<uint8_t>(png.begin(), png.begin() + long(png.size()) - 20));
+  std::string m = error_of([&] { load_image_folder(dir / "q"); });
+  CHECK(contains(m, "cut.png"));
 }
 
 TEST_CASE("image folder: size mismatch, corrupt image, empty class") {
