@@ -3,9 +3,13 @@
 // backward rules: the K cotangent rows are folded into the primitives' batch dimension.
 #include <cmath>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "autograd/function_util.h"
 #include "autograd/functions.h"
+#include "engine/graph.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
 
@@ -189,6 +193,13 @@ Variable cross_entropy(const Variable& logits, const Tensor& target, Reduction r
   if (r == Reduction::None) return reshape(per, target.shape());
   if (r == Reduction::Sum) return sum(per);
   // mean over non-ignored targets (PyTorch)
+  if (!tgt.device().is_cpu()) {
+    // On a device the count stays there (no host synchronisation; the backend checked the
+    // targets): mean = sum / count, NaN when every target is ignored (0 * inf).
+    Tensor tf = tgt.to(tl.dtype());
+    Tensor valid = ops::binary(BinaryOp::Ne, tf, Tensor::full({}, double(ignore_index), tl.dtype(), tl.device()));
+    return mul_constant(sum(per), ops::unary(UnaryOp::Recip, ops::sum(valid)));
+  }
   auto tv = tgt.to(Device::cpu());
   const int64_t* tp = static_cast<const int64_t*>(tv.contiguous().raw());
   int64_t cnt = 0;
@@ -201,15 +212,33 @@ Variable cross_entropy(const Variable& logits, const Tensor& target, Reduction r
   return mul_scalar(sum(per), cnt ? 1.0 / double(cnt) : std::numeric_limits<double>::quiet_NaN());
 }
 
+// mask (T, T): 0 on and below the diagonal, -inf above. Built on the tensor's device from two
+// aranges (no host data, so a step using it can be captured in a graph) and kept per
+// (T, dtype, device): a step reuses it instead of rebuilding it per layer.
+static Tensor causal_mask(int64_t T, DType dt, Device dev) {
+  static std::mutex mu;
+  static std::map<std::tuple<int64_t, int, int, int>, Tensor> cache;
+  const auto key = std::make_tuple(T, int(dt), int(dev.type), dev.index);
+  std::lock_guard<std::mutex> g(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  Tensor i = Tensor::arange(0, double(T), 1, dt, dev);
+  Tensor above = ops::binary(BinaryOp::Gt, i.reshape({1, T}), i.reshape({T, 1}));  // j > i: 1, else 0
+  // 0 -> 0, 1 -> -inf (above * -inf would give NaN at 0): where(above, -inf, 0)
+  Tensor ninf = Tensor::full({}, -std::numeric_limits<double>::infinity(), dt, dev);
+  Tensor zero = Tensor::zeros({}, dt, dev);
+  Tensor mask = ops::where(above.to(DType::u8), ninf, zero).contiguous();
+  if (graph_capturing(dev)) return mask;  // computed only when the graph replays
+  if (cache.size() >= 16) cache.clear();
+  cache.emplace(key, mask);
+  return mask;
+}
+
 Variable causal_attention(const Variable& q, const Variable& k, const Variable& v) {
   PH_CHECK(q.dim() == 4 && k.shape() == q.shape() && v.shape() == q.shape(), "causal_attention",
            "q, k, v must be (B, H, T, Dh) of one shape: " << q.str() << ", " << k.str() << ", " << v.str());
   int64_t T = q.size(2), Dh = q.size(3);
-  // mask (T, T): 0 on and below the diagonal, -inf above
-  std::vector<double> m(size_t(T * T), 0.0);
-  for (int64_t i = 0; i < T; ++i)
-    for (int64_t j = i + 1; j < T; ++j) m[size_t(i * T + j)] = -std::numeric_limits<double>::infinity();
-  Tensor mask = Tensor::from_vector(m, {T, T}, q.device()).to(q.dtype());
+  Tensor mask = causal_mask(T, q.dtype(), q.device());
   Variable att = mul_scalar(matmul(q, transpose(k, -2, -1)), 1.0 / std::sqrt(double(Dh)));
   att = softmax(add_constant(att, mask), -1);
   return matmul(att, v);

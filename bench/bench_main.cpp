@@ -5,7 +5,12 @@
 //   B3 char-GPT 6 layers, d=384, 6 heads, T=256, K=4, batch 32 (GPU, or with --gpt)
 // Modes: ew = one backward of the summed loss; pertask = the Jacobian of the shared parameters by
 // one batched backward over K cotangent rows, then PCGrad (the anchor runs K backward passes).
+// --graph (CUDA) adds mode ew-graph: the same ew step (zero_grad, forward, summed loss, backward,
+// SGD) captured once as a CUDA graph (engine/graph.h) and replayed; compare it with the anchor's ew.
 // SGD lr 1e-3 as the anchor; 5 warm-up steps, then the median of N timed steps.
+// peak_device_mb: the allocator's peak of allocated bytes over the warm-up and timed steps.
+// --profile: after each ew benchmark, one more step with every backend primitive timed (JSONL
+// rows {"profile", "op", "calls", "ms"}; see bench/profile_backend.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,7 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "autograd/functions.h"
+#include "bench/profile_backend.h"
 #include "engine/accelerator.h"
+#include "engine/graph.h"
 #if POLYHEAD_HAVE_CUDA
 #include "engine/cuda/cuda_api.h"
 #endif
@@ -24,6 +32,7 @@
 #include "mtl/zoo.h"
 
 using namespace polyhead;
+using ag::Variable;
 
 namespace {
 
@@ -32,7 +41,35 @@ struct Args {
   bool gpt = false;
   std::string only;
   bool tf32 = false;
+  bool graph = false;
+  bool profile = false;
 };
+
+// One eager ew step with every primitive timed (ProfilingBackend): JSONL rows per primitive and
+// size, largest first, then the total.
+void profile_step(const std::string& name, mtl::Trainer& tr, const mtl::Batch& b, const Args& a) {
+  Backend& real = backend_for(a.dev);
+  benchprof::ProfilingBackend prof(real);
+  register_backend(a.dev.type, &prof);
+  try {
+    tr.step(b);
+  } catch (...) {
+    register_backend(a.dev.type, &real);
+    throw;
+  }
+  register_backend(a.dev.type, &real);
+  std::vector<std::pair<std::string, benchprof::ProfilingBackend::Stat>> v(prof.stats().begin(), prof.stats().end());
+  std::sort(v.begin(), v.end(), [](auto& x, auto& y) { return x.second.ms > y.second.ms; });
+  double total = 0;
+  int64_t calls = 0;
+  for (auto& [k, st] : v) { total += st.ms; calls += st.calls; }
+  for (size_t i = 0; i < v.size() && i < 45; ++i)
+    std::printf("{\"profile\": \"%s\", \"op\": \"%s\", \"calls\": %lld, \"ms\": %.3f}\n", name.c_str(), v[i].first.c_str(),
+                (long long)v[i].second.calls, v[i].second.ms);
+  std::printf("{\"profile\": \"%s\", \"op\": \"TOTAL\", \"calls\": %lld, \"ms\": %.3f, \"sync_overhead_ms\": %.4f}\n",
+              name.c_str(), (long long)calls, total, prof.sync_overhead_ms());
+  std::fflush(stdout);
+}
 
 // Measured GEMM rate (4096^3 in f32 on GPU, 1024^3 on CPU): the ceiling B3 is compared with.
 void sgemm_peak(const Args& a) {
@@ -50,6 +87,54 @@ void sgemm_peak(const Args& a) {
   std::fflush(stdout);
 }
 
+// The ew step without the Trainer's host reads (loss values), captured once and replayed.
+void bench_graph(const std::string& name, mtl::MultiTaskModel& model, optim::Optimizer& opt, const mtl::Batch& b,
+                 int iters, const Args& a) {
+  Tensor loss;
+  auto step = [&] {
+    opt.zero_grad();
+    auto outs = model.forward(Variable(b.x));
+    Variable total;
+    for (int k = 0; k < model.num_tasks(); ++k) {
+      Variable l = model.task(k).compute_loss(outs[size_t(k)], b.y[size_t(k)]);
+      total = k == 0 ? l : ag::add(total, l);
+    }
+    total.backward();
+    opt.step();
+    loss = total.data();
+  };
+  for (int i = 0; i < 5; ++i) step();
+  backend_for(a.dev).synchronize();
+  auto tc = std::chrono::steady_clock::now();
+  StepGraph g(a.dev, step);
+  double capture_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - tc).count();
+  for (int i = 0; i < 3; ++i) g.replay();
+  backend_for(a.dev).synchronize();
+  std::vector<double> ts;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    g.replay();
+    backend_for(a.dev).synchronize();
+    ts.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double last_loss = loss.item();
+  std::sort(ts.begin(), ts.end());
+  double peak_mb = -1, reserved_mb = -1;
+#if POLYHEAD_HAVE_CUDA
+  if (a.dev.is_cuda()) {
+    auto st = cuda::memory_stats();
+    peak_mb = double(st.peak_allocated) / (1 << 20);
+    reserved_mb = double(st.reserved) / (1 << 20);
+  }
+#endif
+  std::printf(
+      "{\"bench\": \"%s\", \"mode\": \"ew-graph\", \"device\": \"%s\", \"median_ms\": %.3f, \"min_ms\": %.3f, "
+      "\"peak_device_mb\": %.1f, \"reserved_device_mb\": %.1f, \"graph_nodes\": %zu, \"capture_ms\": %.1f, \"loss\": %.6f}\n",
+      name.c_str(), a.dev.is_cpu() ? "cpu" : "cuda", ts[ts.size() / 2], ts[0], peak_mb, reserved_mb, g.num_nodes(),
+      capture_ms, last_loss);
+  std::fflush(stdout);
+}
+
 void bench(const std::string& name, std::shared_ptr<mtl::MultiTaskModel> model, const mtl::Batch& b, const std::string& mode,
            int iters, const Args& a) {
 #if POLYHEAD_HAVE_CUDA
@@ -58,6 +143,18 @@ void bench(const std::string& name, std::shared_ptr<mtl::MultiTaskModel> model, 
   model->to(a.dev);
   model->flatten();
   optim::SGD opt(*model, optim::SGDOptions(1e-3));
+  if (mode == "ew-graph") {
+    try {
+      bench_graph(name, *model, opt, b, iters, a);
+    } catch (const std::exception& e) {  // report and go on with the other benchmarks
+      std::string msg = e.what();
+      for (char& c : msg) if (c == '"' || c == '\\' || c == '\n') c = ' ';
+      std::printf("{\"bench\": \"%s\", \"mode\": \"ew-graph\", \"device\": \"%s\", \"error\": \"%s\"}\n", name.c_str(),
+                  a.dev.is_cpu() ? "cpu" : "cuda", msg.c_str());
+      std::fflush(stdout);
+    }
+    return;
+  }
   mtl::TrainerOptions to;
   to.method = mode == "ew" ? "ew" : "pcgrad";
   mtl::Trainer tr(*model, opt, to);
@@ -91,6 +188,13 @@ void bench(const std::string& name, std::shared_ptr<mtl::MultiTaskModel> model, 
       med([](auto& r) { return r.ms_method; }), med([](auto& r) { return r.ms_backward; }),
       med([](auto& r) { return r.ms_optimizer; }));
   std::fflush(stdout);
+  if (a.profile && mode == "ew") {
+    try {
+      profile_step(name, tr, b, a);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "polyhead_bench: profile of %s failed: %s\n", name.c_str(), e.what());
+    }
+  }
 }
 
 mtl::Batch classification_batch(const Shape& xs, int K, int64_t n, int classes, Device dev) {
@@ -113,8 +217,10 @@ int main(int argc, char** argv) {
     else if (s == "--cuda") a.dev = Device::cuda(0);
     else if (s == "--only" && i + 1 < argc) a.only = argv[++i];
     else if (s == "--tf32") a.tf32 = true;
+    else if (s == "--graph") a.graph = true;
+    else if (s == "--profile") a.profile = true;
     else {
-      std::fprintf(stderr, "usage: polyhead_bench [--cuda] [--tf32] [--gpt] [--only B1|B2|B3|sgemm]\n");
+      std::fprintf(stderr, "usage: polyhead_bench [--cuda] [--tf32] [--graph] [--profile] [--gpt] [--only B1|B2|B3|sgemm]\n");
       return 2;
     }
   }
@@ -124,16 +230,21 @@ int main(int argc, char** argv) {
     if (a.dev.is_cuda()) cuda::set_tf32(a.tf32);
 #endif
     std::fprintf(stderr, "polyhead_bench: %s\n", accelerator_summary().c_str());
+    std::vector<std::string> modes{"ew", "pertask"};
+    if (a.graph) {
+      if (!graph_capture_supported(a.dev)) throw Error("polyhead_bench", "--graph needs --cuda in a CUDA build", "drop --graph");
+      modes.insert(modes.begin() + 1, "ew-graph");
+    }
     manual_seed(0);
     if (a.only.empty() || a.only == "sgemm") sgemm_peak(a);
     if (a.only.empty() || a.only == "B1") {
       auto b = classification_batch({256, 1, 36, 36}, 2, 256, 10, a.dev);
-      for (const char* m : {"ew", "pertask"}) bench("B1_lenet_hps_K2_b256", mtl::zoo::lenet_hps(2), b, m, 50, a);
+      for (const auto& m : modes) bench("B1_lenet_hps_K2_b256", mtl::zoo::lenet_hps(2), b, m, 50, a);
     }
     if (a.only.empty() || a.only == "B2") {
       for (int K : {2, 10}) {
         auto b = classification_batch({1024, 784}, K, 1024, 10, a.dev);
-        for (const char* m : {"ew", "pertask"})
+        for (const auto& m : modes)
           bench("B2_mlp_hps_K" + std::to_string(K) + "_b1024", mtl::zoo::mlp_hps(K), b, m, 30, a);
       }
     }
@@ -142,7 +253,7 @@ int main(int argc, char** argv) {
       mtl::Batch b;
       b.x = ops::mul_scalar(Tensor::rand({32, 256}), 256.0).to(DType::i64).to(a.dev);
       for (int k = 0; k < K; ++k) b.y.push_back(ops::mul_scalar(Tensor::rand({32, 256}), 256.0).to(DType::i64).to(a.dev));
-      for (const char* m : {"ew", "pertask"}) bench("B3_chargpt_L6_d384_K4_b32x256", mtl::zoo::chargpt(K), b, m, 20, a);
+      for (const auto& m : modes) bench("B3_chargpt_L6_d384_K4_b32x256", mtl::zoo::chargpt(K), b, m, 20, a);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "polyhead_bench: %s\n", e.what());

@@ -1,6 +1,7 @@
 // layers/norm.cpp: see norm.h.
 #include "layers/norm.h"
 
+#include "engine/ops.h"
 #include "layers/init.h"
 
 namespace polyhead::nn {
@@ -44,7 +45,8 @@ Variable BatchNormBase::forward(const Variable& x) {
   Variable y = ag::batch_norm(x, weight, bias, rm, rv, training, opt_.momentum_, opt_.eps_);
   if (training) {
     Tensor& nb = buffer("num_batches_tracked");
-    nb.fill_(nb.item() + 1.0);
+    if (nb.device().is_cpu()) nb.fill_(nb.item() + 1.0);
+    else nb.copy_(ops::add_scalar(nb.to(DType::f64), 1.0));  // on the device: no host synchronisation
   }
   return y;
 }

@@ -53,6 +53,7 @@ enum Need : unsigned {
   kNeedThreeSamples = 1u << 4, // three independent batches: G3 and L3 (MoDo, SDMGrad)
   kNeedLossHistory = 1u << 5,  // epoch-average losses of finished epochs (DWA, GradNorm)
   kNeedLossesAfter = 1u << 6,  // losses after the update on the same batch (FAMO's update)
+  kNeedValidationLosses = 1u << 7,  // K losses on a held-out batch (CoBa): StepInput::L_val
 };
 
 // Whether task heads get their own loss's unweighted gradient (LibMTL 'backward' mode, torchjd
@@ -70,6 +71,9 @@ struct StepInput {
   int epoch = 0;                     // 0-based epoch index
   const Mat* loss_history = nullptr; // K x E: column e = mean training loss of finished epoch e
   Random* rng = nullptr;
+  // K validation losses of the model as it is at this step (before its update), computed without
+  // gradients by TrainerOptions::validation_losses; empty when not computed.
+  std::vector<double> L_val;
 };
 
 struct StepOutput {

@@ -1,6 +1,7 @@
 // mtl/per_task_grads.cpp: see per_task_grads.h.
 #include "mtl/per_task_grads.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "autograd/engine.h"
@@ -134,11 +135,26 @@ Mat to_mat(const Tensor& G) {
   return r;
 }
 
+// G (K, P) is summed over column blocks of about 2^20 float64 values each, in block order: a
+// float32 Jacobian is widened block by block (never as a whole K x P float64 copy), and each
+// block's G_b G_b^T is one small GEMM. The blocks depend on the shape only.
 Mat gramian(const Tensor& G) {
   PH_CHECK(G.dim() == 2, "gramian", "expected a (K, P) matrix, got " << G.str());
-  Tensor d = G.to(DType::f64);
-  Tensor M = ops::matmul(d, d.t()).to(Device::cpu()).contiguous();
-  Mat r(int(G.size(0)), int(G.size(0)));
+  const int64_t K = G.size(0), P = G.size(1);
+  Tensor M;
+  if (G.dtype() == DType::f64 || K == 0 || P == 0) {
+    Tensor d = G.to(DType::f64);
+    M = ops::matmul(d, d.t());
+  } else {
+    const int64_t blk = std::max<int64_t>(4096, (int64_t(1) << 20) / K);
+    for (int64_t c0 = 0; c0 < P; c0 += blk) {
+      Tensor d = G.narrow(1, c0, std::min(blk, P - c0)).to(DType::f64);
+      Tensor part = ops::matmul(d, d.t());
+      M = M.defined() ? ops::add(M, part) : part;
+    }
+  }
+  M = M.to(Device::cpu()).contiguous();
+  Mat r{int(K), int(K)};
   const double* p = M.data<double>();
   std::copy(p, p + M.numel(), r.a.begin());
   return r;

@@ -29,6 +29,11 @@ Trainer::Trainer(MultiTaskModel& model, optim::Optimizer& opt, TrainerOptions o)
     PH_CHECK_HINT(model_.num_shared() > 0, "Trainer", "method '" << o_.method << "' needs shared parameters",
                   "the architecture has no shared parameters");
   head_ = o_.head_grad.value_or(method_->head_grad());
+  PH_CHECK_HINT(o_.val_every >= 1, "Trainer", "val_every = " << o_.val_every << " must be at least 1",
+                "give the number of steps between validation-loss evaluations");
+  PH_CHECK_HINT(!(needs & kNeedValidationLosses) || o_.validation_losses, "Trainer",
+                "method '" << o_.method << "' needs validation losses, but TrainerOptions::validation_losses is not set",
+                "set validation_losses to a function returning the K per-task losses on a held-out batch");
   epoch_sum_.assign(size_t(K), 0.0);
   history_ = Mat(K, 0);
 }
@@ -75,6 +80,38 @@ void Trainer::step_method_params() {
   }
 }
 
+// Every val_every-th step (and whenever no value is held yet): the K validation losses of the model
+// as it is now, in eval mode and without gradients.
+void Trainer::update_validation(StepResult& r) {
+  if (!(method_->needs() & kNeedValidationLosses)) return;
+  if (val_.empty() || steps_ % o_.val_every == 0) {
+    auto t = Clock::now();
+    std::vector<double> v;
+    {
+      const bool was_training = model_.is_training();
+      model_.eval();
+      ag::NoGradGuard ng;
+      try {
+        v = o_.validation_losses();
+      } catch (...) {
+        model_.train(was_training);
+        throw;
+      }
+      model_.train(was_training);
+    }
+    PH_CHECK_HINT(int(v.size()) == model_.num_tasks(), "Trainer::step",
+                  "validation_losses returned " << v.size() << " losses for " << model_.num_tasks() << " tasks",
+                  "return one validation loss per task, in task order");
+    for (size_t k = 0; k < v.size(); ++k)
+      if (!std::isfinite(v[k]))
+        throw Error("Trainer::step", "validation loss of task '" + model_.task(int(k)).name + "' is " + std::to_string(v[k]),
+                    "check the validation batch, or lower the learning rate");
+    val_ = std::move(v);
+    r.ms_validation = ms_since(t);
+  }
+  r.val_losses = val_;
+}
+
 StepResult Trainer::step(const Batch& b) {
   auto t0 = Clock::now();
   PH_CHECK_HINT(int(b.y.size()) == model_.num_tasks(), "Trainer::step",
@@ -82,12 +119,18 @@ StepResult Trainer::step(const Batch& b) {
                 "give one target tensor per task, in task order");
   b.x.check_defined("Trainer::step");
   unsigned needs = method_->needs();
+  StepResult vr;
+  update_validation(vr);
   StepResult r;
   if (needs & kNeedThreeSamples) r = three_sample_step(b);
   else if (needs & kGradNeeds) r = gradient_step(b);
   else r = loss_level_step(b);
+  r.val_losses = std::move(vr.val_losses);
+  r.ms_validation = vr.ms_validation;
+  ++steps_;
   if (!r.skipped) {
-    for (size_t k = 0; k < r.losses.size(); ++k) epoch_sum_[k] += r.losses[k];
+    for (size_t k = 0; k < r.losses.size(); ++k)
+      if (std::isfinite(r.losses[k])) epoch_sum_[k] += r.losses[k];  // NaN: head not computed
     ++epoch_steps_;
     if (needs & kNeedLossesAfter) {
       ag::NoGradGuard ng;
@@ -104,35 +147,75 @@ StepResult Trainer::step(const Batch& b) {
 StepResult Trainer::loss_level_step(const Batch& b) {
   StepResult r;
   int K = model_.num_tasks();
-  auto t = Clock::now();
-  opt_.zero_grad();
-  auto outs = model_.forward(Variable(b.x));
-  std::vector<Variable> losses;
-  for (int k = 0; k < K; ++k) losses.push_back(model_.task(k).compute_loss(outs[size_t(k)], b.y[size_t(k)]));
-  for (auto& l : losses) r.losses.push_back(l.item());
-  r.ms_forward = ms_since(t);
-  if (!finite(r.losses)) {
-    if (o_.nan_policy == NanPolicy::Skip) { r.skipped = true; return r; }
-    check_losses(r.losses);
-  }
-  t = Clock::now();
   StepInput in;
   in.K = K;
-  in.L = r.losses;
   in.epoch = epoch_;
   in.loss_history = &history_;
   in.rng = &rng_;
-  StepOutput out = method_->step(in);
-  PH_CHECK(int(out.w.size()) == K, "Trainer::step", "method '" << o_.method << "' returned " << out.w.size() << " weights for " << K << " tasks");
+  in.L_val = val_;
+  // Weights that do not depend on the batch are known before the forward: heads of tasks with
+  // weight exactly 0 are then not computed.
+  const bool early = method_->needs() == 0;
+  StepOutput out;
+  std::vector<char> active(size_t(K), 1);
+  auto check_w = [&] {
+    PH_CHECK(int(out.w.size()) == K, "Trainer::step", "method '" << o_.method << "' returned " << out.w.size() << " weights for " << K << " tasks");
+  };
+  auto t = Clock::now();
+  if (early) {
+    out = method_->step(in);
+    check_w();
+    if (o_.skip_zero_weight_heads)
+      for (int k = 0; k < K; ++k) active[size_t(k)] = out.w[size_t(k)] != 0.0;
+    r.ms_method = ms_since(t);
+  }
+  t = Clock::now();
+  opt_.zero_grad();
+  std::vector<Variable> losses(static_cast<size_t>(K));
+  int n_active = 0;
+  for (char a : active) n_active += a;
+  r.heads_skipped = K - n_active;
+  if (n_active == K) {
+    auto outs = model_.forward(Variable(b.x));
+    for (int k = 0; k < K; ++k) losses[size_t(k)] = model_.task(k).compute_loss(outs[size_t(k)], b.y[size_t(k)]);
+  } else if (n_active > 0) {
+    auto reps = model_.representations(Variable(b.x));
+    PH_CHECK(reps.size() == 1 || int(reps.size()) == K, "Trainer::step",
+             "architecture returned " << reps.size() << " representations for " << K << " tasks");
+    for (int k = 0; k < K; ++k)
+      if (active[size_t(k)]) {
+        Variable o = model_.head_forward(k, reps.size() == 1 ? reps[0] : reps[size_t(k)]);
+        losses[size_t(k)] = model_.task(k).compute_loss(o, b.y[size_t(k)]);
+      }
+  }
+  for (int k = 0; k < K; ++k) r.losses.push_back(active[size_t(k)] ? losses[size_t(k)].item() : std::nan(""));
+  r.ms_forward = ms_since(t);
+  bool ok = true;
+  for (int k = 0; k < K; ++k) ok = ok && (!active[size_t(k)] || std::isfinite(r.losses[size_t(k)]));
+  if (!ok) {
+    if (o_.nan_policy == NanPolicy::Skip) { r.skipped = true; return r; }
+    std::vector<double> computed;
+    for (int k = 0; k < K; ++k) computed.push_back(active[size_t(k)] ? r.losses[size_t(k)] : 0.0);
+    check_losses(computed);
+  }
+  if (!early) {
+    t = Clock::now();
+    in.L = r.losses;
+    out = method_->step(in);
+    check_w();
+    r.ms_method = ms_since(t);
+  }
   r.weights = out.reported.value_or(out.w);
-  r.ms_method = ms_since(t);
   t = Clock::now();
   Variable total;
+  bool any = false;
   for (int k = 0; k < K; ++k) {
+    if (!active[size_t(k)]) continue;
     Variable term = ag::mul_scalar(losses[size_t(k)], out.w[size_t(k)]);
-    total = k == 0 ? term : ag::add(total, term);
+    total = any ? ag::add(total, term) : term;
+    any = true;
   }
-  total.backward();
+  if (any) total.backward();
   r.ms_backward = ms_since(t);
   t = Clock::now();
   step_method_params();
@@ -191,6 +274,7 @@ StepResult Trainer::gradient_step(const Batch& b) {
   in.epoch = epoch_;
   in.loss_history = &history_;
   in.rng = &rng_;
+  in.L_val = val_;
   StepOutput out = method_->step(in);
   r.ms_method = ms_since(t);
   if (needs & kNeedGramian) r.gramian = M;
@@ -264,6 +348,7 @@ StepResult Trainer::three_sample_step(const Batch& b) {
   in.L = r.losses;
   in.epoch = epoch_;
   in.rng = &rng_;
+  in.L_val = val_;
   StepOutput out = method_->step(in);
   r.ms_method = ms_since(t);
   r.weights = out.reported.value_or(out.w);
@@ -285,6 +370,8 @@ std::map<std::string, Tensor> Trainer::state_dict() const {
   s["trainer.epoch_sum"] = Tensor::from_vector(epoch_sum_);
   std::vector<int64_t> counters{epoch_, epoch_steps_, mp_step_, int64_t(rng_.generator().seed()), int64_t(rng_.generator().offset())};
   s["trainer.counters"] = Tensor::from_vector(counters);
+  s["trainer.steps"] = Tensor::from_vector(std::vector<int64_t>{steps_});
+  if (!val_.empty()) s["trainer.val_losses"] = Tensor::from_vector(val_);
   if (!mp_m_.empty()) {
     s["trainer.method_param_m"] = Tensor::from_vector(mp_m_);
     s["trainer.method_param_v"] = Tensor::from_vector(mp_v_);
@@ -305,6 +392,17 @@ void Trainer::load_state_dict(const std::map<std::string, Tensor>& s) {
   Tensor cnt = get("trainer.counters").to(DType::i64).contiguous();
   PH_CHECK(hist.dim() == 2 && hist.size(0) == K, "Trainer::load_state_dict", "history " << hist.str() << " is not for " << K << " tasks");
   PH_CHECK(esum.numel() == K && cnt.numel() == 5, "Trainer::load_state_dict", "bad epoch_sum or counters");
+  std::vector<double> val;
+  if (auto iv = s.find("trainer.val_losses"); iv != s.end()) {
+    val = iv->second.to(DType::f64).contiguous().to_vector<double>();
+    PH_CHECK(int(val.size()) == K, "Trainer::load_state_dict", "val_losses has " << val.size() << " entries for " << K << " tasks");
+  }
+  int64_t steps = 0;
+  if (auto is = s.find("trainer.steps"); is != s.end()) {
+    Tensor st = is->second.to(DType::i64).contiguous();
+    PH_CHECK(st.numel() == 1, "Trainer::load_state_dict", "bad steps counter " << st.str());
+    steps = st.data<int64_t>()[0];
+  }
   StateDict ms;
   for (const auto& [k, t] : s) {
     if (k.rfind("method.", 0) != 0) continue;
@@ -323,6 +421,8 @@ void Trainer::load_state_dict(const std::map<std::string, Tensor>& s) {
   epoch_steps_ = c[1];
   mp_step_ = c[2];
   rng_.generator().set_state(uint64_t(c[3]), uint64_t(c[4]));
+  steps_ = steps;
+  val_ = std::move(val);
   auto im = s.find("trainer.method_param_m"), iv = s.find("trainer.method_param_v");
   if (im != s.end() && iv != s.end()) {
     mp_m_ = im->second.to_vector<double>();

@@ -30,10 +30,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 step "CUDA test suite"
 (cd "$build" && ctest -R cuda --output-on-failure) || status=1
 "$build/polyhead_tests" --source-file='*tests/cuda/*' --no-intro 2>&1 | tail -4
-step "benchmarks fp32 (+ PyTorch anchor)"
+step "benchmarks: fp32 eager and CUDA graph, then TF32 (+ PyTorch anchor with its peak memory)"
 POLYHEAD_BENCH_DEVICE=cuda POLYHEAD_BENCH_OUT="$build/bench" scripts/bench.sh "$build" || status=1
-step "benchmarks TF32 (B3 and sgemm)"
-"$build/polyhead_bench" --cuda --tf32 --only sgemm; "$build/polyhead_bench" --cuda --tf32 --only B3 || status=1
 step "whole-model fixtures and the CPU suites"
 (cd "$build" && ctest -E cuda --output-on-failure) || status=1
 if command -v compute-sanitizer >/dev/null; then

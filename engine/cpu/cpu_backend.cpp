@@ -3,6 +3,7 @@
 #include "engine/cpu/cpu_backend.h"
 
 #include <cblas.h>
+#include <malloc.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -37,7 +39,16 @@ Backend* make_cpu_backend() {
 
 namespace cpu {
 
-CpuBackend::CpuBackend() { openblas_set_num_threads(1); }
+CpuBackend::CpuBackend() {
+  openblas_set_num_threads(1);
+#if defined(__GLIBC__)
+  // Training steps allocate and free the same large activations every step. Served by mmap, each
+  // would be returned to the system and faulted in again (zeroed page by page); keeping them in
+  // the heap lets the next step reuse the memory as is.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
   if (n <= 0) return;
@@ -50,14 +61,72 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
 }
 
 // ---------- memory ----------
-void* CpuBackend::allocate(size_t nbytes) {
+// Blocks of at least 16 MiB are what glibc serves by mmap (the threshold is raised to 32 MiB
+// above, its maximum): each would be unmapped on free and faulted in again, zeroed page by page,
+// on the next step's identical allocation. Freed big blocks are kept, by exact rounded size, up
+// to 256 MiB in all, and handed out again; all of them are released before reporting an
+// allocation failure.
+namespace {
+constexpr size_t kBigBlock = size_t(16) << 20, kBigCacheMax = size_t(256) << 20;
+struct BigBlockCache {
+  std::mutex mu;
+  std::multimap<size_t, void*> free;
+  size_t bytes = 0;
+};
+BigBlockCache& big_cache() {
+  static BigBlockCache* c = new BigBlockCache;  // never destroyed: tensors may outlive statics
+  return *c;
+}
+size_t rounded_size(size_t nbytes) {
   size_t n = (nbytes + 63) & ~size_t(63);
+  if (n >= kBigBlock) n = (n + (size_t(1) << 20) - 1) & ~((size_t(1) << 20) - 1);
+  return n;
+}
+void release_big_cache() {
+  BigBlockCache& c = big_cache();
+  std::lock_guard<std::mutex> l(c.mu);
+  for (auto& [n, p] : c.free) std::free(p);
+  c.free.clear();
+  c.bytes = 0;
+}
+}  // namespace
+
+void* CpuBackend::allocate(size_t nbytes) {
+  const size_t n = rounded_size(nbytes);
+  if (n >= kBigBlock) {
+    BigBlockCache& c = big_cache();
+    std::lock_guard<std::mutex> l(c.mu);
+    auto it = c.free.find(n);
+    if (it != c.free.end()) {
+      void* p = it->second;
+      c.free.erase(it);
+      c.bytes -= n;
+      return p;
+    }
+  }
   void* p = std::aligned_alloc(64, n);
+  if (!p && n >= kBigBlock) {
+    release_big_cache();
+    p = std::aligned_alloc(64, n);
+  }
   if (!p) throw Error("cpu allocate", "out of host memory allocating " + std::to_string(nbytes) + " bytes",
                       "reduce the batch size or model size");
   return p;
 }
-void CpuBackend::deallocate(void* p, size_t) { std::free(p); }
+void CpuBackend::deallocate(void* p, size_t nbytes) {
+  if (!p) return;
+  const size_t n = rounded_size(nbytes);
+  if (n >= kBigBlock && n <= kBigCacheMax) {
+    BigBlockCache& c = big_cache();
+    std::lock_guard<std::mutex> l(c.mu);
+    if (c.bytes + n <= kBigCacheMax) {
+      c.free.emplace(n, p);
+      c.bytes += n;
+      return;
+    }
+  }
+  std::free(p);
+}
 void CpuBackend::copy_from_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
 
@@ -364,6 +433,29 @@ void CpuBackend::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double 
       for (int64_t i = 0; i < batch; ++i)
         for (int64_t r = 0; r < M; ++r)
           for (int64_t j = 0; j < N; ++j) c[i * sC + r * ldc + j] = beta == 0 ? T(0) : T(beta) * c[i * sC + r * ldc + j];
+      return;
+    }
+    // A small product over a long inner dimension (a Gramian G G^T): fixed inner chunks of 32768
+    // run in parallel into their own buffers, which are then summed in chunk order.
+    constexpr int64_t kChunk = 32768;
+    if (batch == 1 && M * N <= 4096 && K >= 2 * kChunk) {
+      const int64_t nc = (K + kChunk - 1) / kChunk;
+      std::vector<T> part(size_t(nc * M * N));
+      parallel_for(nc, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t ci = c0; ci < c1; ++ci) {
+          const int64_t k0 = ci * kChunk, len = std::min(kChunk, K - k0);
+          const T* ab = ta ? a + k0 * lda : a + k0;
+          const T* bb = tb ? b + k0 : b + k0 * ldb;
+          gemm_serial<T>(ta, tb, M, N, len, T(1), ab, lda, bb, ldb, T(0), part.data() + ci * M * N, N);
+        }
+      });
+      for (int64_t r = 0; r < M; ++r)
+        for (int64_t j = 0; j < N; ++j) {
+          T acc = part[size_t(r * N + j)];
+          for (int64_t ci = 1; ci < nc; ++ci) acc += part[size_t((ci * M + r) * N + j)];
+          T& cv = c[r * ldc + j];
+          cv = beta == 0 ? T(alpha) * acc : T(alpha) * acc + T(beta) * cv;
+        }
       return;
     }
     // Work units: (batch, row block) or (batch, column block). Blocks are fixed by the shape.

@@ -64,10 +64,25 @@ inline void valid_cols(int64_t off, int64_t sw, int64_t W, int64_t OW, int64_t& 
   hi = std::clamp(hi, lo, OW);
 }
 
+// The row loops below copy runs of a few dozen elements; turned into memmove / memset calls (GCC's
+// loop-pattern replacement) the call overhead would dominate, so they stay inline loops.
+// The copy / add / compare kernels are also compiled for AVX2 (chosen at load time where the CPU
+// has it). They do no multiply-adds, so both versions give bit-identical results.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define PH_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns"), target_clones("avx2", "default")))
+#define PH_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+#elif defined(__GNUC__) && !defined(__clang__)
+#define PH_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#define PH_AVX2_CLONES
+#else
+#define PH_INLINE_LOOPS
+#define PH_AVX2_CLONES
+#endif
+
 // im2col: one image x (C, H, W) -> col (C*kh*kw, OH*OW); row (c, ki, kj), column (oh, ow) holds
 // x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw], or 0 in the padding.
 template <class T>
-void im2col(const T* x, int64_t C, int64_t H, int64_t W, const ConvParams& p, int64_t OH, int64_t OW, T* col) {
+PH_INLINE_LOOPS void im2col(const T* x, int64_t C, int64_t H, int64_t W, const ConvParams& p, int64_t OH, int64_t OW, T* col) {
   for (int64_t c = 0; c < C; ++c)
     for (int64_t ki = 0; ki < p.kh; ++ki)
       for (int64_t kj = 0; kj < p.kw; ++kj) {
@@ -83,17 +98,21 @@ void im2col(const T* x, int64_t C, int64_t H, int64_t W, const ConvParams& p, in
             continue;
           }
           const T* src = x + (c * H + ih) * W;
-          std::fill(dst, dst + lo, T(0));
-          if (p.sw == 1) std::copy(src + lo + off, src + hi + off, dst + lo);
-          else for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * p.sw + off];
-          std::fill(dst + hi, dst + OW, T(0));
+          for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = T(0);
+          if (p.sw == 1) {
+            const T* s1 = src + off;
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = s1[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * p.sw + off];
+          }
+          for (int64_t ow = hi; ow < OW; ++ow) dst[ow] = T(0);
         }
       }
 }
 
 // col2im, the adjoint of im2col: x (C, H, W) += col (C*kh*kw, OH*OW) scattered back. Sequential.
 template <class T>
-void col2im(const T* col, int64_t C, int64_t H, int64_t W, const ConvParams& p, int64_t OH, int64_t OW, T* x) {
+PH_INLINE_LOOPS void col2im(const T* col, int64_t C, int64_t H, int64_t W, const ConvParams& p, int64_t OH, int64_t OW, T* x) {
   for (int64_t c = 0; c < C; ++c)
     for (int64_t ki = 0; ki < p.kh; ++ki)
       for (int64_t kj = 0; kj < p.kw; ++kj) {
@@ -106,9 +125,82 @@ void col2im(const T* col, int64_t C, int64_t H, int64_t W, const ConvParams& p, 
           if (ih < 0 || ih >= H) continue;
           const T* src = row + oh * OW;
           T* dst = x + (c * H + ih) * W;
-          for (int64_t ow = lo; ow < hi; ++ow) dst[ow * p.sw + off] += src[ow];
+          if (p.sw == 1) {
+            T* d1 = dst + off;
+            for (int64_t ow = lo; ow < hi; ++ow) d1[ow] += src[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow * p.sw + off] += src[ow];
+          }
         }
       }
+}
+
+// Interior output columns [o0, o0 + n) (n <= 64) of one output row, window rows [h0, h1): every
+// candidate is compared in the row-major window order of the definition, vectorised over the
+// columns (values and int32 plane offsets in local arrays, branch-free selects). SW is the
+// column stride when known at compile time (0: use sw).
+template <int SW, class T>
+PH_AVX2_CLONES void max_pool_cols(const T* xq, int64_t W, const PoolParams& p, int64_t h0, int64_t h1, int64_t o0, int n, T* yr,
+                   int64_t* ir) {
+  constexpr int kBlock = 64;
+  const int64_t sw = SW ? SW : p.sw;
+  T bv[kBlock];
+  int32_t bi[kBlock];
+  const int32_t first = int32_t(h0 * W + o0 * sw - p.pw);
+  for (int j = 0; j < n; ++j) {
+    bv[j] = -std::numeric_limits<T>::infinity();
+    bi[j] = first + int32_t(j * sw);
+  }
+  for (int64_t ih = h0; ih < h1; ++ih)
+    for (int64_t kj = 0; kj < p.kw; ++kj) {
+      const int32_t base = int32_t(ih * W + o0 * sw - p.pw + kj);
+      const T* xr = xq + base;
+      for (int j = 0; j < n; ++j) {
+        const T v = xr[j * sw];
+        const bool take = (v > bv[j]) | (v != v);
+        bv[j] = take ? v : bv[j];
+        bi[j] = take ? base + int32_t(j * sw) : bi[j];
+      }
+    }
+  for (int j = 0; j < n; ++j) {
+    yr[o0 + j] = bv[j];
+    ir[o0 + j] = bi[j];
+  }
+}
+
+// One (n, c) plane of max pooling. Columns whose window is clipped by the padding are done one
+// by one; the interior columns in blocks by max_pool_cols (same comparisons, same order).
+template <class T>
+void max_pool_plane(const T* xq, int64_t H, int64_t W, const PoolParams& p, int64_t OH, int64_t OW, T* yq, int64_t* iq) {
+  // output columns whose window lies inside [0, W): [olo, ohi); none when offsets could overflow int32
+  int64_t olo = std::min<int64_t>(OW, (p.pw + p.sw - 1) / p.sw);
+  int64_t ohi = std::max<int64_t>(olo, std::min<int64_t>(OW, W + p.pw - p.kw >= 0 ? (W + p.pw - p.kw) / p.sw + 1 : 0));
+  if (H * W >= (int64_t(1) << 31)) olo = ohi = OW;
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    const int64_t h0 = std::max<int64_t>(oh * p.sh - p.ph, 0), h1 = std::min<int64_t>(oh * p.sh - p.ph + p.kh, H);
+    T* yr = yq + oh * OW;
+    int64_t* ir = iq + oh * OW;
+    auto clipped = [&](int64_t ow) {
+      const int64_t w0 = std::max<int64_t>(ow * p.sw - p.pw, 0), w1 = std::min<int64_t>(ow * p.sw - p.pw + p.kw, W);
+      T best = -std::numeric_limits<T>::infinity();
+      int64_t bi = h0 * W + w0;
+      for (int64_t ih = h0; ih < h1; ++ih)
+        for (int64_t iw = w0; iw < w1; ++iw) {
+          const T v = xq[ih * W + iw];
+          if (v > best || v != v) { best = v; bi = ih * W + iw; }
+        }
+      yr[ow] = best;
+      ir[ow] = bi;
+    };
+    for (int64_t ow = 0; ow < olo; ++ow) clipped(ow);
+    for (int64_t ow = ohi; ow < OW; ++ow) clipped(ow);
+    for (int64_t o0 = olo; o0 < ohi; o0 += 64) {
+      const int n = int(std::min<int64_t>(64, ohi - o0));
+      if (p.sw == 2) max_pool_cols<2>(xq, W, p, h0, h1, o0, n, yr, ir);
+      else if (p.sw == 1) max_pool_cols<1>(xq, W, p, h0, h1, o0, n, yr, ir);
+      else max_pool_cols<0>(xq, W, p, h0, h1, o0, n, yr, ir);
+    }
+  }
 }
 
 }  // namespace
@@ -284,26 +376,8 @@ void CpuBackend::max_pool2d(const Tensor& x, const PoolParams& p, Tensor& y, Ten
     T* yp = static_cast<T*>(y.raw());
     int64_t* ip = static_cast<int64_t*>(idx.raw());
     parallel_for(N * C, std::max<int64_t>(1, 32768 / (OH * OW * p.kh * p.kw)), [&](int64_t q0, int64_t q1) {
-      for (int64_t q = q0; q < q1; ++q) {  // one (n, c) plane
-        const T* xq = xp + q * H * W;
-        T* yq = yp + q * OH * OW;
-        int64_t* iq = ip + q * OH * OW;
-        for (int64_t oh = 0; oh < OH; ++oh) {
-          const int64_t h0 = std::max<int64_t>(oh * p.sh - p.ph, 0), h1 = std::min<int64_t>(oh * p.sh - p.ph + p.kh, H);
-          for (int64_t ow = 0; ow < OW; ++ow) {
-            const int64_t w0 = std::max<int64_t>(ow * p.sw - p.pw, 0), w1 = std::min<int64_t>(ow * p.sw - p.pw + p.kw, W);
-            T best = -std::numeric_limits<T>::infinity();
-            int64_t bi = h0 * W + w0;
-            for (int64_t ih = h0; ih < h1; ++ih)
-              for (int64_t iw = w0; iw < w1; ++iw) {
-                const T v = xq[ih * W + iw];
-                if (v > best || std::isnan(v)) { best = v; bi = ih * W + iw; }
-              }
-            yq[oh * OW + ow] = best;
-            iq[oh * OW + ow] = bi;
-          }
-        }
-      }
+      for (int64_t q = q0; q < q1; ++q)  // one (n, c) plane
+        max_pool_plane(xp + q * H * W, H, W, p, OH, OW, yp + q * OH * OW, ip + q * OH * OW);
     });
   });
 }

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace polyhead::cuda {
@@ -51,5 +53,32 @@ MemoryStats memory_stats(int device = 0);
 void empty_cache();
 // peak_allocated = allocated, on every device that has been used.
 void reset_peak();
+
+// A CUDA graph: the device work of one call of a function, captured once and replayed with one
+// launch. engine/graph.h is the device-independent face of this class (use that one).
+// capture(work) runs work() with the device's stream in relaxed capture mode: kernels, cuBLAS and
+// cuDNN calls are recorded, not run. Allocations during the capture come from the graph's private
+// pool (see the allocator in cuda_context.cpp), which stays reserved until the Graph is destroyed,
+// so tensors created inside work() keep their addresses and every replay rewrites them. A host
+// copy, .item() or synchronize() inside work() throws a polyhead::Error (the capture is then
+// abandoned and nothing is left half-done). Index checks of captured ops are not repeated at replay.
+// Whether a Graph capture is in progress on the device's stream.
+bool capturing(int device = 0);
+
+class Graph {
+public:
+  explicit Graph(int device = 0);
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  void capture(const std::function<void()>& work);
+  void replay();               // asynchronous, on the device's stream
+  bool captured() const;
+  size_t num_nodes() const;    // kernels, copies and memsets recorded
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace polyhead::cuda

@@ -1,4 +1,8 @@
-// engine/cuda/cuda_blas.cpp: GEMM through cuBLAS (cublas{S,D}gemmStridedBatched_64).
+// engine/cuda/cuda_blas.cpp: GEMM through cuBLAS (cublas{S,D}gemm_64 for one product,
+// cublas{S,D}gemmStridedBatched_64 for a batch). One product goes through the plain GEMM entry, as
+// PyTorch's mm does, so cuBLAS's heuristics for single products (e.g. split-K for the long-K
+// weight gradients of linear layers) apply; the choice is a function of the sizes, so results stay
+// reproducible.
 //
 // Row-major C (M x N) = alpha op(A) op(B) + beta C is the column-major product
 // C^T (N x M) = alpha op(B)^T op(A)^T + beta C^T, so cuBLAS is called with the operands swapped:
@@ -48,6 +52,12 @@ void CudaBackend::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double
     cublasStatus_t s = cublasSetMathMode(h, tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
     if (s != CUBLAS_STATUS_SUCCESS) throw_cublas(s, "cublasSetMathMode", M, N, K, batch);
     const float a = float(alpha), b = float(beta);
+    if (batch == 1) {
+      s = cublasSgemm_64(h, opB, opA, N, M, K, &a, static_cast<const float*>(B.raw()), ldb,
+                         static_cast<const float*>(A.raw()), lda, &b, static_cast<float*>(C.raw()), ldc);
+      if (s != CUBLAS_STATUS_SUCCESS) throw_cublas(s, "cublasSgemm_64", M, N, K, batch);
+      return;
+    }
     s = cublasSgemmStridedBatched_64(h, opB, opA, N, M, K, &a, static_cast<const float*>(B.raw()), ldb, sB,
                                      static_cast<const float*>(A.raw()), lda, sA, &b, static_cast<float*>(C.raw()), ldc,
                                      sC, batch);
@@ -56,6 +66,12 @@ void CudaBackend::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double
     cublasStatus_t s = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH);
     if (s != CUBLAS_STATUS_SUCCESS) throw_cublas(s, "cublasSetMathMode", M, N, K, batch);
     const double a = alpha, b = beta;
+    if (batch == 1) {
+      s = cublasDgemm_64(h, opB, opA, N, M, K, &a, static_cast<const double*>(B.raw()), ldb,
+                         static_cast<const double*>(A.raw()), lda, &b, static_cast<double*>(C.raw()), ldc);
+      if (s != CUBLAS_STATUS_SUCCESS) throw_cublas(s, "cublasDgemm_64", M, N, K, batch);
+      return;
+    }
     s = cublasDgemmStridedBatched_64(h, opB, opA, N, M, K, &a, static_cast<const double*>(B.raw()), ldb, sB,
                                      static_cast<const double*>(A.raw()), lda, sA, &b, static_cast<double*>(C.raw()),
                                      ldc, sC, batch);

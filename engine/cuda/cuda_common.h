@@ -5,8 +5,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "engine/cuda/cuda_backend.h"
 #include "engine/error.h"
@@ -43,6 +45,14 @@ struct DeviceContext {
   void* cublas_workspace = nullptr;
   size_t cublas_workspace_size = 0;
   std::mutex mu;  // guards handle creation and per-handle settings (math mode)
+  // Deferred index checks (see ErrorFlag): a device arena of flag words, the reports waiting for
+  // the next host synchronisation, and the graph capture in progress on the stream (0 = none).
+  std::mutex check_mu;
+  unsigned long long* check_arena = nullptr;
+  int check_used = 0;
+  uint64_t check_generation = 0;  // incremented by each flush: a slot belongs to one generation
+  std::vector<std::function<void(int64_t)>> check_reports;
+  int64_t capture_pool = 0;
 };
 
 // The context of device `index`, created on first use; makes `index` the current device.
@@ -57,6 +67,11 @@ int64_t max_blocks(const DeviceContext& ctx);
 // ---- caching allocator (cuda_context.cpp) ----
 void* device_alloc(int device, size_t nbytes);
 void device_free(void* p);
+// Graph capture (cuda_graph.cpp): from begin to end, allocations on `device` come from a new
+// private pool whose blocks stay reserved for the graph until alloc_release_pool.
+int64_t alloc_begin_capture(int device);
+void alloc_end_capture(int device);
+void alloc_release_pool(int device, int64_t pool);
 
 // Scratch memory from the caching allocator for the duration of one op. Freed blocks are reused
 // by later allocations only through the same stream, so no synchronisation is needed.
@@ -82,18 +97,34 @@ private:
 };
 
 // A device word that kernels lower with atomicMin to report the first bad position (integer
-// atomics only; the result does not depend on thread order). first() synchronises the stream.
+// atomics only; the result does not depend on thread order). check(report) never waits for the
+// device: the word is read at the next point where the host synchronises anyway (a copy to or
+// from the host, synchronize()), and report(position) is then called for a flagged check; it
+// throws the op's error message. Words come from a per-device arena, so a training step with
+// index checks (embedding, cross-entropy, max-pool backward) makes no extra synchronisation.
+// During a graph capture the check is not recorded (the captured kernels have not run; the eager
+// steps before the capture checked the same indices).
 class ErrorFlag {
 public:
   explicit ErrorFlag(DeviceContext& ctx);
-  unsigned long long* ptr() const { return buf_.as<unsigned long long>(); }
-  int64_t first();  // -1 when no kernel reported a position
+  unsigned long long* ptr() const { return ptr_; }
+  void check(std::function<void(int64_t)> report);
+
 private:
   DeviceContext& ctx_;
-  Scratch buf_;
+  Scratch own_;  // during a capture: a word of the graph's pool
+  unsigned long long* ptr_ = nullptr;
+  int slot_ = -1;
+  uint64_t generation_ = 0;
 };
+// Reads the flags of the checks recorded on ctx and calls the first flagged report (which
+// throws). The stream must have been synchronised. Cheap when no check is pending.
+void flush_checks(DeviceContext& ctx);
 // Copies one int64 from device memory (synchronises the stream).
 int64_t read_i64(DeviceContext& ctx, const int64_t* dptr);
+// Throws a polyhead::Error when a graph capture is in progress on ctx's stream: `what` cannot be
+// captured (a host copy or synchronisation).
+void forbid_in_capture(DeviceContext& ctx, const char* what);
 
 // ---- argument checks ----
 // t must be defined, on ctx's device, of dtype dt, contiguous, with n elements.

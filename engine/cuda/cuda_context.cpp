@@ -191,6 +191,12 @@ bool tf32_enabled() { return g_tf32.load(); }
 //   most a quarter of it. Blocks are whole cudaMalloc allocations (never split), so freeing one is
 //   a map update and reuse is safe in stream order (one stream per device).
 //   Out of memory: every cached block of the device is released and cudaMalloc retried once.
+//   Graph capture: while a capture runs on a device, its allocations come from a private pool of
+//   the graph (cached blocks of that pool, else cudaMalloc, which relaxed capture allows); blocks of
+//   the pool freed at any time go back to the pool, never to the general cache, because the
+//   graph's kernels use those addresses at every replay. Blocks allocated before the capture and
+//   freed during it may still be read by captured kernels: they are retained by the pool too.
+//   Releasing the graph returns all of its cached and retained blocks to the general cache.
 namespace {
 
 constexpr size_t kSmallLimit = size_t(1) << 20;
@@ -201,12 +207,22 @@ struct Block {
   int device;
   size_t size;       // rounded
   size_t requested;  // as asked
+  int64_t pool;      // 0: general; else the graph pool that owns the block
 };
 
-struct DevicePools {
+struct FreeLists {
   std::multimap<size_t, void*> small, large;  // cached blocks by size
+};
+
+struct PrivatePool : FreeLists {
+  std::vector<std::pair<size_t, void*>> retained;  // general blocks freed during the capture
+};
+
+struct DevicePools : FreeLists {
   size_t allocated = 0, peak = 0, cached = 0, requested = 0;
   int64_t num_allocations = 0, num_cache_hits = 0, num_mallocs = 0, num_ooms = 0;
+  int64_t capture_pool = 0;  // the pool of the capture in progress, 0 = none
+  std::map<int64_t, PrivatePool> priv;
 };
 
 class Allocator {
@@ -228,7 +244,9 @@ public:
     if (n > kMaxRequest) oom(device, P, n, n, cudaErrorMemoryAllocation);
     const size_t r = round_size(n);
     const bool small = r <= kSmallLimit;
-    auto& pool = small ? P.small : P.large;
+    const int64_t pool_id = P.capture_pool;
+    FreeLists& lists = pool_id ? static_cast<FreeLists&>(P.priv[pool_id]) : static_cast<FreeLists&>(P);
+    auto& pool = small ? lists.small : lists.large;
     auto it = pool.lower_bound(r);
     if (it != pool.end() && (small ? it->first == r : it->first - r <= it->first / 4)) {
       void* p = it->second;
@@ -236,19 +254,22 @@ public:
       pool.erase(it);
       P.cached -= sz;
       ++P.num_cache_hits;
-      take(P, p, device, sz, n);
+      take(P, p, device, sz, n, pool_id);
       return p;
     }
     void* p = nullptr;
     cudaError_t e = malloc_on(device, &p, r, P);
     if (e == cudaErrorMemoryAllocation) {
       ++P.num_ooms;
-      release_cached(device, P);
-      e = malloc_on(device, &p, r, P);
-      if (e == cudaErrorMemoryAllocation) { ++P.num_ooms; oom(device, P, n, r, e); }
+      if (pool_id == 0) {  // cudaFree synchronises: not during a capture
+        release_cached(device, P);
+        e = malloc_on(device, &p, r, P);
+        if (e == cudaErrorMemoryAllocation) ++P.num_ooms;
+      }
+      if (e == cudaErrorMemoryAllocation) oom(device, P, n, r, e);
     }
     if (e != cudaSuccess) throw_cuda_error(e, "cudaMalloc", __FILE__, __LINE__);
-    take(P, p, device, r, n);
+    take(P, p, device, r, n, pool_id);
     return p;
   }
 
@@ -263,7 +284,39 @@ public:
     P.allocated -= b.size;
     P.requested -= b.requested;
     P.cached += b.size;
-    (b.size <= kSmallLimit ? P.small : P.large).emplace(b.size, p);
+    auto owner = b.pool ? P.priv.find(b.pool) : P.priv.end();
+    if (owner != P.priv.end()) {
+      (b.size <= kSmallLimit ? owner->second.small : owner->second.large).emplace(b.size, p);
+    } else if (P.capture_pool) {
+      P.priv[P.capture_pool].retained.emplace_back(b.size, p);
+    } else {
+      (b.size <= kSmallLimit ? P.small : P.large).emplace(b.size, p);
+    }
+  }
+
+  int64_t begin_capture(int device) {
+    std::lock_guard<std::mutex> g(mu_);
+    DevicePools& P = pools(device);
+    PH_CHECK(P.capture_pool == 0, "graph capture", "a capture is already in progress on cuda:" << device);
+    const int64_t id = ++next_pool_;
+    P.priv[id];
+    P.capture_pool = id;
+    return id;
+  }
+  void end_capture(int device) {
+    std::lock_guard<std::mutex> g(mu_);
+    pools(device).capture_pool = 0;
+  }
+  // The graph is gone (the caller synchronised): its cached and retained blocks join the general cache.
+  void release_pool(int device, int64_t id) {
+    std::lock_guard<std::mutex> g(mu_);
+    DevicePools& P = pools(device);
+    auto it = P.priv.find(id);
+    if (it == P.priv.end()) return;
+    for (auto* l : {&it->second.small, &it->second.large})
+      for (auto& [sz, p] : *l) (sz <= kSmallLimit ? P.small : P.large).emplace(sz, p);
+    for (auto& [sz, p] : it->second.retained) (sz <= kSmallLimit ? P.small : P.large).emplace(sz, p);
+    P.priv.erase(it);
   }
 
   void empty_cache() {
@@ -298,8 +351,8 @@ public:
 private:
   DevicePools& pools(int device) { return pools_[device]; }
 
-  void take(DevicePools& P, void* p, int device, size_t size, size_t requested) {
-    active_[p] = Block{device, size, requested};
+  void take(DevicePools& P, void* p, int device, size_t size, size_t requested, int64_t pool) {
+    active_[p] = Block{device, size, requested, pool};
     P.allocated += size;
     P.requested += requested;
     P.peak = std::max(P.peak, P.allocated);
@@ -321,11 +374,10 @@ private:
     int cur = -1;
     if (cudaGetDevice(&cur) != cudaSuccess) return;
     if (cur != device) (void)cudaSetDevice(device);
-    for (auto* pool : {&P.small, &P.large}) {
-      for (auto& [sz, p] : *pool) (void)cudaFree(p);  // cudaFree waits for the device
+    for (auto* pool : {&P.small, &P.large}) {  // the general cache only: graph pools stay
+      for (auto& [sz, p] : *pool) { (void)cudaFree(p); P.cached -= sz; }  // cudaFree waits for the device
       pool->clear();
     }
-    P.cached = 0;
     if (cur != device) (void)cudaSetDevice(cur);
   }
 
@@ -345,6 +397,7 @@ private:
   }
 
   std::mutex mu_;
+  int64_t next_pool_ = 0;
   std::unordered_map<void*, Block> active_;
   std::map<int, DevicePools> pools_;
 };
@@ -358,6 +411,9 @@ Allocator& allocator() {
 
 void* device_alloc(int device, size_t nbytes) { return allocator().allocate(device, nbytes); }
 void device_free(void* p) { allocator().free(p); }
+int64_t alloc_begin_capture(int device) { return allocator().begin_capture(device); }
+void alloc_end_capture(int device) { allocator().end_capture(device); }
+void alloc_release_pool(int device, int64_t pool) { allocator().release_pool(device, pool); }
 
 MemoryStats memory_stats(int device) {
   MemoryStats s = allocator().stats(device);
@@ -376,14 +432,70 @@ void reset_peak() { allocator().reset_peak(); }
 
 // ---------------------------------------------------------------------------------------------
 // small helpers of cuda_common.h
-ErrorFlag::ErrorFlag(DeviceContext& ctx) : ctx_(ctx), buf_(ctx.index, sizeof(unsigned long long)) {
-  PH_CUDA_CHECK(cudaMemsetAsync(buf_.get(), 0xff, sizeof(unsigned long long), ctx.stream));
+constexpr int kCheckSlots = 1024;  // flag words per device; a full arena is flushed (one sync)
+
+ErrorFlag::ErrorFlag(DeviceContext& ctx) : ctx_(ctx) {
+  if (ctx.capture_pool) {  // a word of the graph's pool, reset by the graph at every replay
+    own_ = Scratch(ctx.index, sizeof(unsigned long long));
+    ptr_ = own_.as<unsigned long long>();
+    PH_CUDA_CHECK(cudaMemsetAsync(ptr_, 0xff, sizeof(unsigned long long), ctx.stream));
+    return;
+  }
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> g(ctx.check_mu);
+      if (!ctx.check_arena) {
+        PH_CUDA_CHECK(cudaMalloc(&ctx.check_arena, kCheckSlots * sizeof(unsigned long long)));
+        PH_CUDA_CHECK(cudaMemsetAsync(ctx.check_arena, 0xff, kCheckSlots * sizeof(unsigned long long), ctx.stream));
+      }
+      if (ctx.check_used < kCheckSlots) {
+        slot_ = ctx.check_used++;
+        generation_ = ctx.check_generation;
+        ptr_ = ctx.check_arena + slot_;
+        ctx.check_reports.emplace_back();
+        return;
+      }
+    }
+    PH_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+    flush_checks(ctx);
+  }
 }
-int64_t ErrorFlag::first() {
-  unsigned long long h = 0;
-  PH_CUDA_CHECK(cudaMemcpyAsync(&h, buf_.get(), sizeof h, cudaMemcpyDeviceToHost, ctx_.stream));
-  PH_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
-  return h == ~0ull ? -1 : int64_t(h);
+
+void ErrorFlag::check(std::function<void(int64_t)> report) {
+  if (slot_ < 0) return;  // captured: not recorded
+  std::lock_guard<std::mutex> g(ctx_.check_mu);
+  // (a flush between the constructor and here, from another thread, has read and reset the word:
+  // this check is dropped)
+  if (generation_ == ctx_.check_generation && size_t(slot_) < ctx_.check_reports.size())
+    ctx_.check_reports[size_t(slot_)] = std::move(report);
+}
+
+void flush_checks(DeviceContext& ctx) {
+  std::vector<std::function<void(int64_t)>> reports;
+  int used = 0;
+  {
+    std::lock_guard<std::mutex> g(ctx.check_mu);
+    if (ctx.check_used == 0) return;
+    used = ctx.check_used;
+    reports.swap(ctx.check_reports);
+    ctx.check_used = 0;
+    ++ctx.check_generation;
+  }
+  std::vector<unsigned long long> h(size_t(used), ~0ull);
+  PH_CUDA_CHECK(cudaMemcpyAsync(h.data(), ctx.check_arena, size_t(used) * sizeof(unsigned long long),
+                                cudaMemcpyDeviceToHost, ctx.stream));
+  PH_CUDA_CHECK(cudaMemsetAsync(ctx.check_arena, 0xff, size_t(used) * sizeof(unsigned long long), ctx.stream));
+  PH_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  for (size_t i = 0; i < h.size() && i < reports.size(); ++i)
+    if (h[i] != ~0ull && reports[i]) reports[i](int64_t(h[i]));  // throws the op's error
+}
+
+void forbid_in_capture(DeviceContext& ctx, const char* what) {
+  if (ctx.capture_pool)
+    throw Error("graph capture", std::string(what) + " during a CUDA graph capture on cuda:" + std::to_string(ctx.index) +
+                                     ": a captured step cannot wait for the device or exchange data with the host",
+                "remove .item(), .to(Device::cpu()), tensors built on the host and synchronize() from the captured step "
+                "(keep them outside it), or run the step without a graph");
 }
 int64_t read_i64(DeviceContext& ctx, const int64_t* dptr) {
   int64_t h = 0;
@@ -430,15 +542,19 @@ void CudaBackend::deallocate(void* p, size_t) { device_free(p); }
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t n) {
   if (!n) return;
   DeviceContext& ctx = context(device_of_pointer(dst));
+  forbid_in_capture(ctx, "a copy from the host");
   PH_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, ctx.stream));
   // The source is pageable host memory the caller may free right away: wait for the copy.
   PH_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  flush_checks(ctx);
 }
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t n) {
   if (!n) return;
   DeviceContext& ctx = context(device_of_pointer(src));
+  forbid_in_capture(ctx, "a copy to the host");
   PH_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, ctx.stream));
   PH_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  flush_checks(ctx);
 }
 void CudaBackend::synchronize() {
   std::vector<DeviceContext*> cs;
@@ -446,7 +562,9 @@ void CudaBackend::synchronize() {
     std::lock_guard<std::mutex> g(g_ctx_mu);
     for (auto& c : contexts()) if (c) cs.push_back(c.get());
   }
+  for (auto* c : cs) forbid_in_capture(*c, "synchronize()");
   for (auto* c : cs) PH_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  for (auto* c : cs) flush_checks(*c);
 }
 
 CudaBackend& backend_instance() {

@@ -7,7 +7,8 @@
 // kernel. The embedding gradient is a gather over positions grouped by a stable radix sort. No
 // float atomics anywhere, so every result is bit-reproducible run to run.
 // Index checks (cross-entropy targets, embedding indices) run on the device and report the first
-// bad position through an ErrorFlag; the op then throws the same message as the CPU.
+// bad position through an ErrorFlag; the op's error (the CPU's message) is thrown at the next
+// host synchronisation (see ErrorFlag in cuda_common.h).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -643,12 +644,11 @@ void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& target, int6
         bad.ptr());
     PH_CUDA_LAUNCH_CHECK("cross_entropy");
   });
-  const int64_t row = bad.first();
-  if (row >= 0) {
+  bad.check([&ctx, target, C, op](int64_t row) {
     const int64_t t = read_i64(ctx, cptr<int64_t>(target) + row);
     PH_CHECK_HINT(false, op, "target " << t << " at row " << row << " is outside [0, " << C << ")",
                   "targets are class indices; check the number of classes of the model");
-  }
+  });
 }
 
 void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse,
@@ -672,11 +672,10 @@ void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& tar
         mptr<T>(glogits), bad.ptr());
     PH_CUDA_LAUNCH_CHECK("cross_entropy_backward");
   });
-  const int64_t row = bad.first();
-  if (row >= 0) {
+  bad.check([&ctx, target, C, op](int64_t row) {
     const int64_t t = read_i64(ctx, cptr<int64_t>(target) + row);
     PH_CHECK(false, op, "target " << t << " at row " << row << " is outside [0, " << C << ")");
-  }
+  });
 }
 
 void CudaBackend::embedding(const Tensor& weight, const Tensor& idx, Tensor& out) {
@@ -701,12 +700,11 @@ void CudaBackend::embedding(const Tensor& weight, const Tensor& idx, Tensor& out
     index_keys_kernel<<<grid_for(ctx, n), kThreads, 0, ctx.stream>>>(cptr<int64_t>(idx), n, V, keys.as<uint64_t>(), bad.ptr());
     PH_CUDA_LAUNCH_CHECK("embedding (index check)");
   }
-  const int64_t pos = bad.first();
-  if (pos >= 0) {
+  bad.check([&ctx, idx, V, op](int64_t pos) {
     const int64_t v = read_i64(ctx, cptr<int64_t>(idx) + pos);
     PH_CHECK_HINT(false, op, "index " << v << " at position " << pos << " is out of range for an embedding of " << V << " rows",
                   "indices must lie in [0, num_embeddings); check the vocabulary size");
-  }
+  });
 }
 
 void CudaBackend::embedding_backward(const Tensor& gy, const Tensor& idx, int64_t K, int64_t V, int64_t D, Tensor& gw) {
@@ -723,12 +721,11 @@ void CudaBackend::embedding_backward(const Tensor& gy, const Tensor& idx, int64_
     ErrorFlag bad(ctx);
     index_keys_kernel<<<grid_for(ctx, n), kThreads, 0, ctx.stream>>>(cptr<int64_t>(idx), n, V, keys.as<uint64_t>(), bad.ptr());
     PH_CUDA_LAUNCH_CHECK("embedding_backward (index check)");
-    const int64_t pos = bad.first();
-    if (pos >= 0) {
+    bad.check([&ctx, idx, V, op](int64_t pos) {
       const int64_t v = read_i64(ctx, cptr<int64_t>(idx) + pos);
       PH_CHECK_HINT(false, op, "index " << v << " at position " << pos << " is out of range for an embedding of " << V << " rows",
                     "indices must lie in [0, num_embeddings); check the vocabulary size");
-    }
+    });
   }
   if (K * V * D == 0) return;
   InverseIndex inv = invert_index(ctx, keys.as<uint64_t>(), n, V);

@@ -356,11 +356,10 @@ void CudaBackend::max_pool2d_backward(const Tensor& gy, const Tensor& idx, int64
     max_pool_keys_kernel<<<grid_for(ctx, outs), kThreads, 0, ctx.stream>>>(static_cast<const int64_t*>(idx.raw()), outs,
                                                                           OH * OW, H * W, keys.as<uint64_t>(), bad.ptr());
     PH_CUDA_LAUNCH_CHECK("max_pool2d_backward (index check)");
-    const int64_t pos = bad.first();
-    if (pos >= 0) {
+    bad.check([&ctx, idx, H, W, op](int64_t pos) {
       const int64_t i = read_i64(ctx, static_cast<const int64_t*>(idx.raw()) + pos);
       PH_CHECK(false, op, "index " << i << " outside the " << H << "x" << W << " plane");
-    }
+    });
   }
   InverseIndex inv = invert_index(ctx, keys.as<uint64_t>(), outs, dests);
   dispatch_float(dt, op, [&](auto* tag) {

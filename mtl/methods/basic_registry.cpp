@@ -3,6 +3,7 @@
 // gradient methods (kind "gramian": need M = G G^T) and methods that need the full Jacobian or
 // extra samples (kind "full"). Each method's math, paper and invariants are in its own .cpp.
 #include "mtl/methods/basic_methods.h"
+#include "mtl/methods/coba.h"
 #include "mtl/registry_table.h"
 
 namespace polyhead::mtl {
@@ -20,6 +21,7 @@ void register_basic_methods(std::vector<RegistryEntry>& out) {
   add("constant", "Constant: fixed user weights, option weights=w1,...,wK (torchjd Constant)", "loss", make_constant);
   add("si", "SI: scale-invariant sum of log-losses, w = 1/L (Navon et al., Nash-MTL repo, ICML 2022)", "loss", make_si);
   add("mt2st", "MT2ST: auxiliary weights diminish or switch off, multi-task to single-task (Liu & Yu, ACL 2025 MAGMaR)", "loss", make_mt2st);
+  add("coba", "CoBa: convergence-balanced weights from validation-loss slopes (Gong et al., EMNLP 2024)", "loss", coba::make_coba);
   add("uw", "UW: uncertainty weighting with learnable log-variances (Kendall et al., CVPR 2018)", "loss", make_uw);
   add("dwa", "DWA: dynamic weight average of epoch loss ratios (Liu et al., CVPR 2019)", "loss", make_dwa);
   add("gls", "GLS: geometric mean of the losses (Chennupati et al., MultiNet++, CVPR Workshops 2019)", "loss",

@@ -8,10 +8,14 @@
 //   schedule=both      the diminishing weight until t_switch, then 0
 //   schedule=code      the released code's per-epoch rule gamma = 0.95^(2^epoch) (a double
 //                      exponential; uses StepInput::epoch)
-// Options: gamma0 = 1, nu = 1, eta (or half_life, default 1000 steps), t_switch (default 3000).
+// Options: gamma0 = 1, nu = 1, eta (or half_life, default 1000 steps), t_switch (default 3000),
+// gamma_off (default 0: off): an auxiliary weight below gamma_off is set to exactly 0, so the
+// diminishing schedule also stops computing the auxiliary heads once they no longer matter.
 // Unlike the released code, whose auxiliary losses are computed from detached embeddings, the
-// weighted auxiliary losses here send their gradients to the shared model. Heads of weighted-off
-// tasks are still computed (the trainer has no head skipping yet). State: the step counter.
+// weighted auxiliary losses here send their gradients to the shared model. The weights depend on
+// the step only (needs() == 0), so the trainer asks for them before the forward and does not
+// compute the heads of tasks whose weight is exactly 0 (after the switch: the FLOP saving).
+// State: the step counter.
 #include <cmath>
 
 #include "mtl/methods/basic_methods.h"
@@ -23,7 +27,7 @@ namespace {
 class Mt2st final : public BasicMethod {
 public:
   Mt2st(int K, const Options& o) : BasicMethod("mt2st", K) {
-    o.check_known("mt2st", {"schedule", "primary", "gamma0", "eta", "half_life", "nu", "t_switch"});
+    o.check_known("mt2st", {"schedule", "primary", "gamma0", "eta", "half_life", "nu", "t_switch", "gamma_off"});
     schedule_ = o.get_string("schedule", "diminish");
     if (schedule_ != "diminish" && schedule_ != "switch" && schedule_ != "both" && schedule_ != "code")
       throw Error("mt2st", "unknown schedule '" + schedule_ + "'", "valid schedules: diminish, switch, both, code");
@@ -37,8 +41,10 @@ public:
     eta_ = o.has("eta") ? o.get_double("eta", 0.0) : std::log(2.0) / std::pow(h, nu_);
     PH_CHECK(eta_ > 0, "mt2st", "eta must be positive, got " << eta_);
     t_switch_ = o.get_double("t_switch", 3000.0);
+    gamma_off_ = o.get_double("gamma_off", 0.0);
+    PH_CHECK(gamma_off_ >= 0 && gamma_off_ < 1, "mt2st", "gamma_off must be in [0, 1), got " << gamma_off_);
   }
-  unsigned needs() const override { return kNeedLosses; }
+  unsigned needs() const override { return 0; }
   HeadGrad head_grad() const override { return HeadGrad::Weighted; }
 
   // The auxiliary weight at step t (epoch e for schedule=code).
@@ -48,11 +54,15 @@ public:
     double g = gamma0_ * std::exp(-eta_ * std::pow(t, nu_));
     return schedule_ == "both" && t >= t_switch_ ? 0.0 : g;
   }
+  double weight_at(double t, int epoch) const {
+    double g = aux_weight(t, epoch);
+    return g < gamma_off_ ? 0.0 : g;
+  }
 
   StepOutput step(const StepInput& in) override {
     check(in);
     StepOutput out;
-    double g = aux_weight(double(t_), in.epoch);
+    double g = weight_at(double(t_), in.epoch);
     out.w.assign(size_t(K_), g);
     out.w[size_t(primary_)] = 1.0;
     ++t_;
@@ -72,7 +82,7 @@ public:
 private:
   std::string schedule_;
   int primary_;
-  double gamma0_, nu_, eta_, t_switch_;
+  double gamma0_, nu_, eta_, t_switch_, gamma_off_;
   int64_t t_ = 0;
 };
 

@@ -44,6 +44,12 @@ void add_train_flags(CLI::App& app, TrainFlags& f) {
   app.add_option("--seed", f.seed, "seed of the initialisation, the data order and the method (default 0)");
   app.add_option("--max-steps", f.max_steps, "stop after this many steps in all (default: no limit)");
   app.add_option("--gramian-every", f.gramian_every, "log the K x K Gramian every N steps (default 25, 0 = only when the method computes it)");
+  app.add_option("--diagnostics-every", f.diagnostics_every,
+                 "record the trajectory diagnostics (gradient norms and cosines, conflict, coherence, noise scale, "
+                 "sharpness, Fisher trace) every N steps into diagnostics.jsonl (default 0 = off)");
+  app.add_option("--val-size", f.val_size,
+                 "training examples held out for the validation losses of methods that need them, e.g. coba (default " +
+                     std::to_string(d.val_size) + ")");
   app.add_flag("--overwrite", f.overwrite, "allow --out to name a folder that holds a run");
   app.add_flag("--quiet", f.quiet, "no progress bar or messages");
   app.add_flag("--no-plots", f.no_plots, "do not write plots/*.svg");
@@ -57,7 +63,7 @@ TrainRequest resolve_train(const CLI::App& app, const TrainFlags& f) {
   if (given(app, "--resume")) {
     for (const char* fl : {"--config", "--out", "--dataset", "--data-dir", "--train-size", "--test-size", "--arch", "--model",
                            "--hidden", "--method", "--task", "--opt", "--optimizer", "--lr", "--momentum", "--weight-decay",
-                           "--batch-size", "--device", "--seed", "--gramian-every", "--overwrite"})
+                           "--batch-size", "--device", "--seed", "--gramian-every", "--diagnostics-every", "--val-size", "--overwrite"})
       if (given(app, fl))
         throw UsageError(std::string(fl) + " cannot be changed when resuming (--resume continues with the run's own config; "
                                            "only --epochs, --max-steps, --quiet and --no-plots may be given)");
@@ -91,6 +97,8 @@ TrainRequest resolve_train(const CLI::App& app, const TrainFlags& f) {
   set("--seed", c.seed, f.seed);
   set("--max-steps", c.max_steps, f.max_steps);
   set("--gramian-every", c.gramian_every, f.gramian_every);
+  set("--diagnostics-every", c.diagnostics_every, f.diagnostics_every);
+  set("--val-size", c.val_size, f.val_size);
   for (auto& kv : f.opts) {
     auto [k, v] = parse_key_value(kv);
     c.method_options[k] = v;
@@ -111,6 +119,9 @@ void add_compare_flags(CLI::App& app, CompareFlags& f) {
   app.add_option("--epochs", f.epochs, "override the epochs of every run");
   app.add_option("--max-steps", f.max_steps, "override the step limit of every run");
   app.add_option("--device", f.device, "cpu | cuda | cuda:N");
+  app.add_option("--diagnostics-every", f.diagnostics_every,
+                 "record the trajectory diagnostics in every run every N steps and report the loss-matched "
+                 "generalization gap of each method against the single-task runs (diagnostics.md)");
   app.add_flag("--overwrite", f.overwrite, "allow --out to name a folder that holds a comparison");
   app.add_flag("--quiet", f.quiet, "no progress bars or messages (the table is still printed)");
   app.add_flag("--no-plots", f.no_plots, "do not write plots");
@@ -130,6 +141,7 @@ CompareRequest resolve_compare(const CLI::App& app, const CompareFlags& f) {
   if (given(app, "--epochs")) both("epochs", f.epochs);
   if (given(app, "--max-steps")) both("max_steps", f.max_steps);
   if (given(app, "--device")) both("device", f.device);
+  if (given(app, "--diagnostics-every")) both("diagnostics_every", f.diagnostics_every);
   r.full = f.full;
   r.out = f.out;
   r.options.quiet = f.quiet;

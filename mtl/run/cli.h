@@ -7,7 +7,8 @@
 //          checkpoint; only --epochs, --max-steps, --quiet may accompany it.
 // compare: --config FILE (required) is a compare config; --full applies its "full" overrides;
 //          --methods a,b,c replaces its method list; --epochs / --max-steps / --device override
-//          the base config (smoke runs).
+//          the base config (smoke runs); --diagnostics-every N records the trajectory diagnostics
+//          in every run and adds the loss-matched gap report (diagnostics.md) to the comparison.
 // Resolution validates everything and throws UsageError (exit status 2) naming the bad value and
 // the valid choices; a missing config file is a std::runtime_error (exit status 1).
 #pragma once
@@ -32,6 +33,8 @@ struct TrainFlags {
   int64_t batch_size = 0, max_steps = 0, train_size = 0, test_size = 0, hidden = 0;
   uint64_t seed = 0;
   int gramian_every = 0;
+  int diagnostics_every = 0;
+  int64_t val_size = 0;
   bool overwrite = false, quiet = false, no_plots = false;
 };
 
@@ -49,6 +52,7 @@ TrainRequest resolve_train(const CLI::App& app, const TrainFlags& f);
 struct CompareFlags {
   std::string config, methods, out, device;
   int epochs = 0;
+  int diagnostics_every = 0;
   int64_t max_steps = 0;
   bool full = false, overwrite = false, quiet = false, no_plots = false;
 };

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <limits>
 
+#include "mtl/run/diag_report.h"
 #include "mtl/run/files.h"
 #include "mtl/run/plot.h"
 
@@ -126,9 +127,16 @@ CompareResult run_compare(const CompareConfig& c, bool full, const std::string& 
   if (!data_description.empty()) t.notes.push_back("Data: " + data_description + (res.synthetic_data ? " (NOT real MNIST)." : "."));
   for (auto& f : res.failed) t.notes.push_back("FAILED: " + f);
 
+  if (base.diagnostics_every > 0) {
+    res.diagnostics = diagnostics_report(runs, tasks);
+    t.notes.push_back("Trajectory diagnostics: diagnostics.md (loss-matched generalization gap, factors) and plots/gap_*.svg, "
+                      "plots/diag_*.svg.");
+  }
   write_text_atomic(path_join(dir, "results.md"), table_markdown(t));
   write_text_atomic(path_join(dir, "results.csv"), table_csv(t));
+  if (base.diagnostics_every > 0) write_text_atomic(path_join(dir, "diagnostics.md"), diagnostics_markdown(*res.diagnostics));
   if (o.plots) write_compare_plots(runs, t, path_join(dir, "plots"));
+  if (o.plots && base.diagnostics_every > 0) write_diagnostics_compare_plots(runs, tasks, *res.diagnostics, path_join(dir, "plots"));
   return res;
 }
 

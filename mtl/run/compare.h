@@ -10,12 +10,16 @@
 // Δp% against the single-task row, median ms/step; the single-task row's ms/step is the sum over its
 // K models) and plots/: test_<metric>_<task>.svg and test_loss_<task>.svg (one line per method, by
 // epoch). A method whose run fails is reported (row without values, note) and
-// the others still run.
+// the others still run. With diagnostics_every > 0 every run records its trajectory diagnostics and
+// the folder also holds diagnostics.md and the gap / conflict plots (diag_report.h).
 #pragma once
 #include <string>
 #include <vector>
 
+#include <optional>
+
 #include "mtl/run/config.h"
+#include "mtl/run/diag_report.h"
 #include "mtl/run/experiment.h"
 #include "mtl/run/table.h"
 
@@ -26,6 +30,7 @@ struct CompareResult {
   ResultTable table;
   std::vector<std::string> failed;  // "method: message"
   bool synthetic_data = false;
+  std::optional<DiagReport> diagnostics;  // with diagnostics_every > 0 (also in diagnostics.md)
 };
 
 // full: apply the config's "full" overrides. out_dir "" = the config's out, else runs/<name> made

@@ -43,7 +43,8 @@ std::vector<std::string> split_list(const std::string& s) {
 std::vector<std::string> run_config_keys() {
   return {"dataset", "data_dir", "train_size", "test_size", "data_seed", "arch", "model", "hidden", "method",
           "method_options", "task", "optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size",
-          "eval_batch_size", "train_eval_size", "device", "seed", "max_steps", "gramian_every", "baselines"};
+          "eval_batch_size", "train_eval_size", "device", "seed", "max_steps", "gramian_every", "baselines", "diagnostics_every", "diagnostics", "val_size",
+          "val_batch_size", "val_every"};
 }
 
 json to_json(const RunConfig& c) {
@@ -72,6 +73,11 @@ json to_json(const RunConfig& c) {
   j["max_steps"] = c.max_steps;
   j["gramian_every"] = c.gramian_every;
   j["baselines"] = c.baselines;
+  j["diagnostics_every"] = c.diagnostics_every;
+  j["diagnostics"] = c.diagnostics;
+  j["val_size"] = c.val_size;
+  j["val_batch_size"] = c.val_batch_size;
+  j["val_every"] = c.val_every;
   return j;
 }
 
@@ -148,6 +154,14 @@ RunConfig run_config_from_json(const json& j, RunConfig c, const std::vector<std
   read(j, "seed", c.seed);
   read(j, "max_steps", c.max_steps);
   read(j, "gramian_every", c.gramian_every);
+  read(j, "diagnostics_every", c.diagnostics_every);
+  if (j.contains("diagnostics")) {
+    if (!j["diagnostics"].is_object()) throw UsageError("config key 'diagnostics' must be an object of diagnostics options");
+    c.diagnostics = j["diagnostics"];
+  }
+  read(j, "val_size", c.val_size);
+  read(j, "val_batch_size", c.val_batch_size);
+  read(j, "val_every", c.val_every);
   if (j.contains("baselines")) {
     const json& b = j["baselines"];
     if (!b.is_object()) throw UsageError("config key 'baselines' must be an object {task: metric}");
@@ -232,6 +246,24 @@ void validate(const RunConfig& c) {
   if (c.momentum > 0 && c.optimizer != "sgd") throw UsageError("momentum is an option of --optimizer sgd only");
   if (c.train_size > 0 && c.train_size < 2) throw UsageError("train_size must be 0 (all) or at least 2");
   for (auto& [k, v] : c.baselines) check_choice("task in baselines", k, tasks);
+  nonneg("diagnostics_every", c.diagnostics_every);
+  nonneg("val_size", double(c.val_size));
+  nonneg("val_batch_size", double(c.val_batch_size));
+  positive("val_every", c.val_every);
+  diagnostics_options(c);
+}
+
+mtl::diag::DiagnosticsOptions diagnostics_options(const RunConfig& c) {
+  if (c.diagnostics.contains("every"))
+    throw UsageError("diagnostics option 'every' is set by diagnostics_every (--diagnostics-every N), not inside \"diagnostics\"");
+  try {
+    mtl::diag::DiagnosticsOptions o = mtl::diag::options_from_json(c.diagnostics);
+    o.every = c.diagnostics_every;
+    mtl::diag::validate(o);
+    return o;
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
 }
 
 json read_json_file(const std::string& path) {

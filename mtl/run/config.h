@@ -7,6 +7,14 @@
 // method, method option, optimizer, device) or value is a UsageError that names the bad value and
 // lists the valid choices. JSON files are strict: an unknown key is a UsageError listing the keys.
 //
+// Trajectory diagnostics (mtl/diagnostics): diagnostics_every N > 0 records them every N steps into
+// <run>/diagnostics.jsonl; the "diagnostics" object sets the other options of
+// mtl::diag::DiagnosticsOptions by name (probe_size, micro_batch, heavy_every, ...; not "every").
+// Validation split (methods that need validation losses, e.g. CoBa): the first val_size examples of
+// the generated training set are held out (the model never trains on them) and the trainer gets the
+// K per-task losses on batches of val_batch_size of them (cycled in order) every val_every steps.
+// Runs of other methods leave the training set whole.
+//
 // A CompareConfig is a RunConfig plus the methods to compare (the pseudo-method "single-task"
 // stands for the single-task baselines), per-method options, the overrides that `--full` applies
 // and the output folder.
@@ -18,6 +26,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "mtl/diagnostics/record.h"
 
 namespace polyhead::run {
 
@@ -62,6 +72,11 @@ struct RunConfig {
   int64_t max_steps = 0;             // stop after this many steps in all (0 = no limit)
   int gramian_every = 25;            // extra Gramian every N steps for methods that compute none (0 = never)
   std::map<std::string, double> baselines;  // single-task test metric per task, for Δm (optional)
+  int diagnostics_every = 0;         // trajectory diagnostics every N steps (0 = off)
+  json diagnostics = json::object(); // further diagnostics options by name
+  int64_t val_size = 1000;           // held-out validation examples (methods that need validation losses)
+  int64_t val_batch_size = 0;        // validation batch; 0 = batch_size
+  int val_every = 1;                 // validation losses every N steps
 };
 
 json to_json(const RunConfig& c);
@@ -81,6 +96,8 @@ std::vector<std::string> run_tasks(const RunConfig& c);
 // Throws UsageError naming the bad value and the valid choices. Checks the method and its options
 // by building the method once.
 void validate(const RunConfig& c);
+// The diagnostics options of a run (every = diagnostics_every); UsageError when invalid.
+mtl::diag::DiagnosticsOptions diagnostics_options(const RunConfig& c);
 
 // "key=value" -> {key, value}; UsageError otherwise.
 std::pair<std::string, std::string> parse_key_value(const std::string& s);

@@ -16,8 +16,10 @@
 #include "layers/checkpoint.h"
 #include "layers/optim/adam.h"
 #include "layers/optim/sgd.h"
+#include "mtl/diagnostics/recorder.h"
 #include "mtl/per_task_grads.h"
 #include "mtl/run/datasets.h"
+#include "mtl/run/diag_report.h"
 #include "mtl/run/files.h"
 #include "mtl/run/plot.h"
 #include "mtl/run/progress.h"
@@ -45,6 +47,7 @@ std::vector<double> RunResult::final_loss() const {
 namespace {
 
 constexpr const char* kCheckpoint = "checkpoint.safetensors";
+constexpr const char* kDiagnostics = "diagnostics.jsonl";
 
 Device parse_device(const std::string& s) {
   if (s == "cpu") return Device::cpu();
@@ -113,6 +116,13 @@ public:
     tasks_ = run_tasks(cfg_);
     for (auto& t : tasks_)
       target_.push_back(int(std::find(data_.tasks.begin(), data_.tasks.end(), t) - data_.tasks.begin()));
+    train_ds_ = data_.train;
+    {
+      mtl::Options mo;
+      for (auto& [k, v] : cfg_.method_options) mo.set(k, v);
+      needs_val_ = (mtl::make_method(trainer_method(cfg_), int(tasks_.size()), mo)->needs() & mtl::kNeedValidationLosses) != 0;
+    }
+    if (needs_val_) split_validation();
     manual_seed(cfg_.seed);
     model_ = build_model(cfg_, tasks_, data_.classes);
     model_->to(device_);
@@ -122,7 +132,12 @@ public:
     to.method = trainer_method(cfg_);
     for (auto& [k, v] : cfg_.method_options) to.method_options.set(k, v);
     to.seed = cfg_.seed;
+    if (needs_val_) {
+      to.validation_losses = [this] { return validation_losses(); };
+      to.val_every = cfg_.val_every;
+    }
     trainer_ = std::make_unique<mtl::Trainer>(*model_, *opt_, to);
+    if (cfg_.diagnostics_every > 0) make_recorder();
     int K = int(tasks_.size());
     loss_sum_.assign(size_t(K), 0.0);
     for (int k = 0; k < K; ++k) {
@@ -136,9 +151,10 @@ public:
     prepare_run_dir(dir_, o_.overwrite);
     write_text_atomic(path("config.json"), to_json(cfg_).dump(2) + "\n");
     std::error_code ec;  // --overwrite: nothing of the old run may be mistaken for this one's
-    for (const char* f : {"epochs.csv", kCheckpoint, "results.md", "results.csv"}) fs::remove(path(f), ec);
+    for (const char* f : {"epochs.csv", kCheckpoint, "results.md", "results.csv", kDiagnostics}) fs::remove(path(f), ec);
     fs::remove_all(path("plots"), ec);
     log_file_ = StepLog(path("steps.jsonl"), false);
+    if (recorder_) diag_log_ = mtl::diag::DiagLog(path(kDiagnostics), false);
   }
 
   // meta_state: the checkpoint's "run_state" metadata (position, running sums, finished epochs).
@@ -189,6 +205,20 @@ private:
     }
     write_text_atomic(path("config.json"), to_json(cfg_).dump(2) + "\n");
     log_file_ = StepLog(sp, true);
+    if (recorder_) {
+      // Records from the checkpoint's step on are measured again (the same values: the state is the same).
+      std::string dp = path(kDiagnostics);
+      try {
+        if (fs::exists(dp)) {
+          mtl::diag::truncate_diag_file(dp, global_step_);
+          diag_records_ = mtl::diag::read_diag_file(dp, tasks_);
+        }
+      } catch (const Error& e) {
+        throw std::runtime_error(e.what());
+      }
+      recorder_->restore(diag_records_);
+      diag_log_ = mtl::diag::DiagLog(dp, true);
+    }
   }
 
 public:
@@ -207,6 +237,8 @@ public:
     r.synthetic_data = data_.synthetic;
     r.data_description = data_.description;
     r.ms_per_step = median_ms(steps_);
+    r.diagnostics = diag_records_;
+    r.validation_size = needs_val_ ? val_ds_->size() : 0;
     ResultTable t = run_table(r);
     write_text_atomic(path("results.md"), table_markdown(t));
     write_text_atomic(path("results.csv"), table_csv(t));
@@ -230,6 +262,75 @@ private:
   }
 
   bool limit_reached() const { return cfg_.max_steps > 0 && global_step_ >= cfg_.max_steps; }
+
+  // The first val_size generated training examples become the validation split; training uses the rest.
+  void split_validation() {
+    const int64_t n = data_.train->size();
+    if (cfg_.val_size < 1 || cfg_.val_size >= n)
+      throw UsageError("method '" + cfg_.method + "' needs validation losses: val_size (" + std::to_string(cfg_.val_size) +
+                       ") must be between 1 and the training set size minus one (" + std::to_string(n - 1) +
+                       "); set --val-size or a larger --train-size");
+    std::vector<int64_t> vi, ti;
+    for (int64_t i = 0; i < n; ++i) (i < cfg_.val_size ? vi : ti).push_back(i);
+    val_ds_ = std::make_shared<data::SubsetDataset>(data_.train, std::move(vi));
+    train_ds_ = std::make_shared<data::SubsetDataset>(data_.train, std::move(ti));
+    data_.description += " (" + std::to_string(cfg_.val_size) + " of the training examples held out for validation)";
+  }
+
+  // K per-task losses on a validation batch: batch b = (global step / val_every) mod (number of
+  // batches) of the validation split, in order, so a resumed run sees the same batches. Eval mode,
+  // no gradients, the engine's generator untouched.
+  std::vector<double> validation_losses() {
+    const int64_t nv = val_ds_->size();
+    const int64_t vb = std::min(nv, cfg_.val_batch_size > 0 ? cfg_.val_batch_size : cfg_.batch_size);
+    const int64_t nb = (nv + vb - 1) / vb;
+    const int64_t b = (global_step_ / std::max(1, cfg_.val_every)) % nb;
+    std::vector<int64_t> idx;
+    for (int64_t i = b * vb; i < std::min(nv, (b + 1) * vb); ++i) idx.push_back(i);
+    mtl::Batch mb = to_batch(val_ds_->get_batch(idx));
+    const bool was_training = model_->is_training();
+    Generator& g = default_generator();
+    const uint64_t seed = g.seed(), off = g.offset();
+    model_->eval();
+    std::vector<double> L;
+    {
+      ag::NoGradGuard ng;
+      auto outs = model_->forward(ag::Variable(mb.x));
+      for (size_t k = 0; k < tasks_.size(); ++k) L.push_back(model_->task(int(k)).compute_loss(outs[k], mb.y[k]).item());
+    }
+    model_->train(was_training);
+    g.set_state(seed, off);
+    return L;
+  }
+
+  mtl::Batch first_examples(const data::Dataset& ds, int64_t n) const {
+    std::vector<int64_t> idx;
+    for (int64_t i = 0; i < std::min(n, ds.size()); ++i) idx.push_back(i);
+    return to_batch(ds.get_batch(idx));
+  }
+
+  // Fixed probes: the first probe_size training examples (after any validation split) and the first
+  // test_probe_size test examples.
+  void make_recorder() {
+    mtl::diag::DiagnosticsOptions o = diagnostics_options(cfg_);
+    if (train_ds_->size() < o.probe_size)
+      throw UsageError("diagnostics probe_size " + std::to_string(o.probe_size) + " exceeds the " +
+                       std::to_string(train_ds_->size()) + " training examples; lower it (\"diagnostics\": {\"probe_size\": N}) "
+                       "or raise train_size");
+    if (model_->task(0).kind != mtl::TaskKind::Classification) o.fisher_n = 0;
+    recorder_ = std::make_unique<mtl::diag::Recorder>(*model_, first_examples(*train_ds_, o.probe_size),
+                                                      first_examples(*data_.test, o.test_probe_size), o);
+  }
+
+  // Measures the diagnostics at the current step unless they were measured there already.
+  void measure(bool final_record) {
+    if (!recorder_) return;
+    if (!diag_records_.empty() && diag_records_.back().step >= global_step_) return;
+    if (!final_record && !recorder_->due(global_step_)) return;
+    mtl::diag::DiagRecord d = recorder_->record(global_step_, last_weights_, final_record);
+    diag_log_.write(d, tasks_);
+    diag_records_.push_back(std::move(d));
+  }
 
   // The Gramian from the same batch, for methods that compute none; leaves the training state as it was.
   std::optional<mtl::Mat> side_gramian(const mtl::Batch& b) {
@@ -285,7 +386,7 @@ private:
       if (s.epoch == epoch_) mine.push_back(s);
     row.ms_per_step = median_ms(mine);
     for (double s : loss_sum_) row.train_loss.push_back(loss_count_ ? s / double(loss_count_) : std::numeric_limits<double>::quiet_NaN());
-    if (cfg_.train_eval_size > 0) row.train_metric = evaluate(*data_.train, cfg_.train_eval_size).second;
+    if (cfg_.train_eval_size > 0) row.train_metric = evaluate(*train_ds_, cfg_.train_eval_size).second;
     else row.train_metric.assign(tasks_.size(), std::numeric_limits<double>::quiet_NaN());
     auto [tl, tm] = evaluate(*data_.test, 0);
     row.test_loss = tl;
@@ -325,7 +426,7 @@ private:
   }
 
   void loop() {
-    data::DataLoader loader(data_.train, cfg_.batch_size, /*shuffle=*/true, /*drop_last=*/false, cfg_.seed);
+    data::DataLoader loader(train_ds_, cfg_.batch_size, /*shuffle=*/true, /*drop_last=*/false, cfg_.seed);
     const int64_t nb = loader.num_batches();
     int64_t planned = int64_t(cfg_.epochs) * nb;
     if (cfg_.max_steps > 0) planned = std::min(planned, cfg_.max_steps);
@@ -349,6 +450,7 @@ private:
         if (!loader.next()) throw std::runtime_error("checkpoint position is past the end of the epoch");
       while (true) {
         if (limit_reached()) { stopped = true; break; }
+        measure(false);
         auto t0 = Clock::now();
         auto b = loader.next();
         if (!b) break;
@@ -368,6 +470,8 @@ private:
         rec.ms_optimizer = r.ms_optimizer;
         rec.ms_total = r.ms_total;
         if (r.gramian) rec.gramian = r.gramian;
+        if (r.weights.size() == tasks_.size()) last_weights_ = r.weights;
+        rec.val_losses = r.val_losses;
         ++global_step_;
         ++step_in_epoch_;
         if (!r.skipped) {
@@ -407,6 +511,7 @@ private:
       if (stopped) break;
     }
     log_file_.flush();
+    measure(true);
     if (step_in_epoch_ > 0) {
       // Stopped by max_steps inside an epoch: a partial row (not kept in the checkpoint's history).
       rows_.push_back(epoch_row(true));
@@ -423,6 +528,12 @@ private:
   std::ostream* log_ = nullptr;
   Device device_;
   RunData data_;
+  std::shared_ptr<data::Dataset> train_ds_, val_ds_;  // training examples (less any validation split), validation split
+  bool needs_val_ = false;
+  std::unique_ptr<mtl::diag::Recorder> recorder_;
+  mtl::diag::DiagLog diag_log_;
+  std::vector<mtl::diag::DiagRecord> diag_records_;
+  std::vector<double> last_weights_;  // the method's last task weights (the update direction of the conflict check)
   std::vector<std::string> tasks_, metric_names_;
   std::vector<bool> higher_;
   std::vector<int> target_;  // data target index of each trained task
@@ -570,6 +681,7 @@ void write_run_plots(const RunResult& r, const std::string& dir) {
     h.values = mean_cosines(r.steps);
     write_text_atomic(path_join(dir, "grad_cosine.svg"), heatmap_svg(h));
   }
+  write_diagnostics_plots(r, dir);
 }
 
 }  // namespace polyhead::run

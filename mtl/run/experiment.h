@@ -8,10 +8,17 @@
 //     computed on the side from the same batch without touching the training state);
 //   - every epoch: Trainer::end_epoch, evaluation (test split; first train_eval_size training
 //     examples), a row of epochs.csv and a checkpoint;
+//   - with diagnostics_every N > 0: before the steps the recorder's schedule names (every N steps,
+//     and 0, 1, 2, 4, ... below N) and once at the end (with sharpness and Fisher), the trajectory
+//     diagnostics (mtl/diagnostics/recorder.h) on fixed probes, as a line of diagnostics.jsonl;
+//     the measurement leaves the training state untouched, so the run's results do not change;
+//   - methods that need validation losses (CoBa): the trainer's validation_losses hook gives the K
+//     losses on a batch of the validation split (the first val_size training examples, held out);
 //   - at the end (all epochs, or max_steps): a final checkpoint, results.md / results.csv and the
 //     plots (plots/loss_<task>.svg, plots/metric_<task>.svg, plots/weights.svg,
-//     plots/grad_cosine.svg).
-// The run folder: config.json, steps.jsonl, epochs.csv, checkpoint.safetensors, results.md,
+//     plots/grad_cosine.svg, and with diagnostics plots/diag_*.svg: cosines, conflict fractions,
+//     gradient norms, coherence, noise scale, sharpness, Fisher trace, probe losses).
+// The run folder: config.json, steps.jsonl, [diagnostics.jsonl,] epochs.csv, checkpoint.safetensors, results.md,
 // results.csv, plots/*.svg. Text files are replaced atomically; the checkpoint is written with
 // nn::save_checkpoint (atomic).
 //
@@ -34,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "mtl/diagnostics/record.h"
 #include "mtl/run/config.h"
 #include "mtl/run/metrics.h"
 #include "mtl/run/table.h"
@@ -66,6 +74,8 @@ struct RunResult {
   bool synthetic_data = false;
   std::string data_description;
   double ms_per_step = 0;          // median trainer step time
+  std::vector<mtl::diag::DiagRecord> diagnostics;  // as in diagnostics.jsonl (empty when off)
+  int64_t validation_size = 0;     // training examples held out for validation losses (0 = none)
   // Test metric / loss of the last evaluated epoch (NaN when none).
   std::vector<double> final_metric() const;
   std::vector<double> final_loss() const;

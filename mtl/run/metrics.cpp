@@ -47,6 +47,11 @@ json to_json(const StepRecord& r, const std::vector<std::string>& tasks) {
   j["skipped"] = r.skipped;
   j["ms"] = {{"forward", r.ms_forward}, {"grads", r.ms_grads}, {"method", r.ms_method},
              {"backward", r.ms_backward}, {"optimizer", r.ms_optimizer}, {"total", r.ms_total}};
+  if (!r.val_losses.empty()) {
+    json V = json::object();
+    for (size_t k = 0; k < r.val_losses.size() && k < tasks.size(); ++k) V[tasks[k]] = num(r.val_losses[k]);
+    j["val_losses"] = V;
+  }
   if (r.gramian) {
     json g = json::array();
     for (int i = 0; i < r.gramian->rows; ++i) {
@@ -73,6 +78,8 @@ StepRecord step_from_json(const json& j, const std::vector<std::string>& tasks) 
   r.ms_backward = num_of(ms.at("backward"));
   r.ms_optimizer = num_of(ms.at("optimizer"));
   r.ms_total = num_of(ms.at("total"));
+  if (j.contains("val_losses"))
+    for (auto& t : tasks) r.val_losses.push_back(num_of(j["val_losses"].value(t, json(nullptr))));
   if (j.contains("gramian")) {
     const json& g = j["gramian"];
     int K = int(g.size());

@@ -2,8 +2,8 @@
 //
 //   steps.jsonl   one JSON object per training step: {"step", "epoch", "losses": {task: L},
 //                 "weights": [w...], "skipped", "ms": {"forward", "grads", "method", "backward",
-//                 "optimizer", "total"}, and "gramian": [[...]] (K x K) on steps where one was
-//                 computed}. Step numbers count from 1; epochs from 0.
+//                 "optimizer", "total"}, "gramian": [[...]] (K x K) on steps where one was
+//                 computed, and "val_losses": {task: L} on steps whose method saw validation losses}. Step numbers count from 1; epochs from 0.
 //   epochs.csv    one row per epoch: epoch (1-based), step (global step at its end), partial (1 when
 //                 the run stopped inside the epoch), seconds, ms_per_step, then per task
 //                 train_loss_<t> (mean of the epoch's step losses), train_<metric>_<t> (on the first
@@ -38,6 +38,7 @@ struct StepRecord {
   bool skipped = false;
   double ms_forward = 0, ms_grads = 0, ms_method = 0, ms_backward = 0, ms_optimizer = 0, ms_total = 0;
   std::optional<mtl::Mat> gramian;
+  std::vector<double> val_losses;  // the validation losses the method saw (CoBa); empty if none
 };
 
 json to_json(const StepRecord& r, const std::vector<std::string>& tasks);

@@ -777,25 +777,26 @@ TEST_CASE("cuda: TF32 switch" * doctest::skip(kNoGpu)) {
   CHECK(on > 4 * off);   // ... so the switch visibly takes effect
 }
 
+// Index errors surface at the next synchronisation (deferred checks): each case synchronises.
 TEST_CASE("cuda: index errors are reported as the cpu reports them" * doctest::skip(kNoGpu)) {
   ensure_init();
   const Device d = gpu();
   Tensor w = make({10, 4}, DType::f32, d, 1), o = out({3, 4}, DType::f32, d);
   Tensor idx = ints({1, 12, 3}, {3}, d);
   std::string msg;
-  try { be(d).embedding(w, idx, o); } catch (const Error& e) { msg = e.what(); }
+  try { be(d).embedding(w, idx, o); be(d).synchronize(); } catch (const Error& e) { msg = e.what(); }
   CHECK(msg.find("index 12 at position 1 is out of range for an embedding of 10 rows") != std::string::npos);
   msg.clear();
   Tensor gy = make({1, 3, 4}, DType::f32, d, 2), gw = out({1, 10, 4}, DType::f32, d);
-  try { be(d).embedding_backward(gy, ints({1, 2, -1}, {3}, d), 1, 10, 4, gw); } catch (const Error& e) { msg = e.what(); }
+  try { be(d).embedding_backward(gy, ints({1, 2, -1}, {3}, d), 1, 10, 4, gw); be(d).synchronize(); } catch (const Error& e) { msg = e.what(); }
   CHECK(msg.find("index -1 at position 2") != std::string::npos);
   msg.clear();
   Tensor lg = make({3, 5}, DType::f32, d, 3), loss = out({3}, DType::f32, d), lse = out({3}, DType::f32, d);
-  try { be(d).cross_entropy(lg, ints({0, 7, -100}, {3}, d), 3, 5, -100, 0.0, loss, lse); } catch (const Error& e) { msg = e.what(); }
+  try { be(d).cross_entropy(lg, ints({0, 7, -100}, {3}, d), 3, 5, -100, 0.0, loss, lse); be(d).synchronize(); } catch (const Error& e) { msg = e.what(); }
   CHECK(msg.find("target 7 at row 1 is outside [0, 5)") != std::string::npos);
   msg.clear();
   Tensor gyp = make({1, 1, 2, 2}, DType::f32, d, 4), gxp = out({1, 1, 4, 4}, DType::f32, d);
-  try { be(d).max_pool2d_backward(gyp, ints({0, 5, 16, 3}, {1, 1, 2, 2}, d), 1, gxp); } catch (const Error& e) { msg = e.what(); }
+  try { be(d).max_pool2d_backward(gyp, ints({0, 5, 16, 3}, {1, 1, 2, 2}, d), 1, gxp); be(d).synchronize(); } catch (const Error& e) { msg = e.what(); }
   CHECK(msg.find("index 16 outside the 4x4 plane") != std::string::npos);
   // the stream is still usable
   Tensor ok = out({3, 4}, DType::f32, d);

@@ -106,6 +106,7 @@ TEST_CASE("trainer: every registered method trains HPS a few steps with finite p
     if (info.name == "krum") { to.method_options.set("n_byzantine", "0"); to.method_options.set("n_selected", "1"); }
     if (info.name == "trimmedmean") to.method_options.set("trim_number", "1");
     if (info.name == "graddrop") to.grad_path = GradPath::Representation;
+    to.validation_losses = [K] { return std::vector<double>(size_t(K), 1.0); };  // CoBa
     Trainer tr(*m, opt, to);
     for (int s = 0; s < 4; ++s) {
       auto b = random_batch({12, 10}, K, 4, 100 + uint64_t(s));
