@@ -73,7 +73,17 @@ std::vector<int64_t> DataLoader::batch_indices(int64_t i) const {
 
 Batch DataLoader::gather(int64_t i) const {
   int64_t a = i * batch_size_, b = std::min<int64_t>(a + batch_size_, int64_t(order_.size()));
-  return dataset_->get_batch(std::span<const int64_t>(order_.data() + a, size_t(b - a)));
+  Batch batch = dataset_->get_batch(std::span<const int64_t>(order_.data() + a, size_t(b - a)));
+  if (pin_) {
+    for (auto& [name, t] : batch.fields) t = t.pin_memory(*pin_);
+  }
+  return batch;
+}
+
+void DataLoader::pin_memory(Device accel) {
+  PH_CHECK(!accel.is_cpu(), "DataLoader::pin_memory", "pinned staging is for copies to an accelerator; got " << accel.str());
+  cancel();
+  pin_ = accel;
 }
 
 void DataLoader::start() {

@@ -7,6 +7,7 @@
 // With prefetch = p > 0, while the caller works on batch i the batches i+1 .. i+p are gathered on
 // oneTBB tasks (one tbb::task_group per batch; waiting on one also runs pending work, so this
 // cannot deadlock even with a single thread). prefetch = 0 gathers on the calling thread.
+// pin_memory(accel) gathers into page-locked memory for asynchronous copies to the accelerator.
 // An exception thrown while gathering (a bad file, a bad example) is rethrown by the next() that
 // would have returned that batch, and ends the pass. Batches stay on the CPU.
 //
@@ -42,6 +43,11 @@ public:
   DataLoader& operator=(const DataLoader&) = delete;
 
   void epoch(uint64_t e);  // ends any pass in progress
+  // Pinned staging: batches are gathered into page-locked host memory of `accel`'s backend (on
+  // the prefetch tasks), so batch.to(accel) does not wait for the copy. Same values; where the
+  // memory cannot be had (no GPU) batches stay in ordinary memory. Ends any pass in progress.
+  void pin_memory(Device accel);
+  bool pinned_staging() const { return pin_.has_value(); }
   uint64_t epoch() const { return epoch_; }
   int64_t num_batches() const;
   int64_t batch_size() const { return batch_size_; }
@@ -88,6 +94,7 @@ private:
   bool drop_last_;
   int prefetch_;
   uint64_t epoch_ = 0;
+  std::optional<Device> pin_;
   // The pass in progress.
   std::vector<int64_t> order_;
   bool order_valid_ = false;

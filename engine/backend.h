@@ -61,6 +61,14 @@ public:
   virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
   virtual void synchronize() {}
+  // Page-locked host memory for staging host-to-device copies. Backends without it return nullptr.
+  virtual void* host_alloc_pinned(size_t /*nbytes*/) { return nullptr; }
+  virtual void host_free_pinned(void* /*p*/) {}
+  // A copy from page-locked host memory that need not complete before returning; `keep` owns the
+  // source and is released once the copy is done. Default: the synchronous copy.
+  virtual void copy_from_pinned_host(void* dst, const void* src, size_t nbytes, std::shared_ptr<void> keep) {
+    copy_from_host(dst, src, nbytes);
+  }
 
   // ---- data movement and filling ----
   // dst[i] = cast(src[i]); same shape; any strides; dtypes may differ.
@@ -147,6 +155,7 @@ public:
 // The backend for a device. The CPU backend always exists; CUDA is registered at start-up by the
 // CUDA target when a device is present.
 Backend& backend_for(Device d);
+bool backend_available(Device d);  // the CPU always; another device when its backend is registered
 void register_backend(Device::Type t, Backend* b);
 bool backend_available(Device::Type t);
 

@@ -14,7 +14,19 @@ namespace polyhead {
 Storage::Storage(size_t n, Device d) : nbytes(n), device(d) { data = n ? backend_for(d).allocate(n) : nullptr; }
 Storage::Storage(void* borrowed, size_t n, Device d) : data(borrowed), nbytes(n), device(d), owned(false) {}
 Storage::~Storage() {
-  if (owned && data) backend_for(device).deallocate(data, nbytes);
+  if (!owned || !data) return;
+  if (pinned) backend_for(pinned_by).host_free_pinned(data);
+  else backend_for(device).deallocate(data, nbytes);
+}
+std::shared_ptr<Storage> Storage::pinned_host(size_t n, Device accel) {
+  if (accel.is_cpu() || !backend_available(accel)) return nullptr;
+  void* p = n ? backend_for(accel).host_alloc_pinned(n) : nullptr;
+  if (n && !p) return nullptr;
+  auto s = std::make_shared<Storage>(p, n, Device::cpu());
+  s->owned = true;
+  s->pinned = true;
+  s->pinned_by = accel;
+  return s;
 }
 
 // ---------- shape helpers ----------
@@ -307,7 +319,10 @@ Tensor Tensor::to(Device dev) const {
   Tensor out = empty(shape_, dtype_, dev);
   size_t n = size_t(numel()) * itemsize();
   if (!n) return out;
-  if (src.device().is_cpu()) {
+  if (src.device().is_cpu() && src.is_pinned()) {
+    // No wait for the copy: the source storage is kept alive until it has completed.
+    backend_for(dev).copy_from_pinned_host(out.raw(), src.raw(), n, src.storage());
+  } else if (src.device().is_cpu()) {
     backend_for(dev).copy_from_host(out.raw(), src.raw(), n);
   } else if (dev.is_cpu()) {
     backend_for(src.device()).copy_to_host(out.raw(), src.raw(), n);
@@ -346,6 +361,24 @@ static Backend* g_backends[2] = {nullptr, nullptr};
 Backend* make_cpu_backend();  // engine/cpu/cpu_backend.cpp
 void register_backend(Device::Type t, Backend* b) { g_backends[int(t)] = b; }
 bool backend_available(Device::Type t) { return t == Device::Type::CPU || g_backends[int(t)] != nullptr; }
+bool backend_available(Device d) { return d.is_cpu() || g_backends[int(d.type)] != nullptr; }
+
+Tensor Tensor::pin_memory(Device accel) const {
+  check_defined("pin_memory");
+  PH_CHECK(device().is_cpu(), "pin_memory", "the tensor is on " << device().str() << "; only CPU tensors can be pinned");
+  if (is_pinned() && is_contiguous()) return *this;
+  auto st = Storage::pinned_host(size_t(numel()) * itemsize(), accel);
+  if (!st) return contiguous();  // no page-locked memory here: ordinary memory, same values
+  Tensor out;
+  out.storage_ = std::move(st);
+  out.shape_ = shape_;
+  out.strides_ = contiguous_strides(shape_);
+  out.dtype_ = dtype_;
+  if (numel()) backend_for(Device::cpu()).copy(*this, out);
+  return out;
+}
+bool Tensor::is_pinned() const { return storage_ && storage_->pinned; }
+
 Backend& backend_for(Device d) {
   if (d.is_cpu()) {
     static Backend* cpu = make_cpu_backend();

@@ -85,6 +85,11 @@ public:
   Tensor clone() const;
   Tensor to(Device dev) const;
   Tensor to(DType dt) const;
+  // A contiguous copy in page-locked host memory from the backend of `accel` (pinned staging):
+  // to(accel) from it does not wait for the copy. Where that backend has no page-locked memory
+  // (CPU-only build, no GPU) the result is an ordinary contiguous copy (is_pinned() false).
+  Tensor pin_memory(Device accel = Device::cuda(0)) const;
+  bool is_pinned() const;
   void copy_(const Tensor& src);  // src broadcast to this shape, dtype converted
   void fill_(double v);
   void zero_() { fill_(0.0); }

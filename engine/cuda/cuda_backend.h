@@ -24,6 +24,9 @@ public:
   void copy_from_host(void* dst, const void* src, size_t nbytes) override;
   void copy_to_host(void* dst, const void* src, size_t nbytes) override;
   void synchronize() override;
+  void* host_alloc_pinned(size_t nbytes) override;
+  void host_free_pinned(void* p) override;
+  void copy_from_pinned_host(void* dst, const void* src, size_t nbytes, std::shared_ptr<void> keep) override;
 
   void copy(const Tensor& src, Tensor& dst) override;
   void fill(Tensor& dst, double value) override;

@@ -53,6 +53,11 @@ struct DeviceContext {
   uint64_t check_generation = 0;  // incremented by each flush: a slot belongs to one generation
   std::vector<std::function<void(int64_t)>> check_reports;
   int64_t capture_pool = 0;
+  // Copies from pinned host memory still in flight: an event recorded after each, and the owner
+  // of its source, released once the event has completed (reap_pinned_copies).
+  std::mutex pin_mu;
+  std::vector<std::pair<cudaEvent_t, std::shared_ptr<void>>> pin_pending;
+  std::vector<cudaEvent_t> pin_events;  // completed events, for reuse
 };
 
 // The context of device `index`, created on first use; makes `index` the current device.

@@ -548,6 +548,52 @@ void CudaBackend::copy_from_host(void* dst, const void* src, size_t n) {
   PH_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
   flush_checks(ctx);
 }
+// Pinned staging. cudaHostAlloc memory lets cudaMemcpyAsync return before the copy is done; the
+// source's owner rides along with an event and is released by the first reap after the event
+// has completed (or at synchronize()), so a batch's host buffer is never freed under a copy.
+static void reap_pinned_copies(DeviceContext& ctx, bool wait_all) {
+  std::vector<std::shared_ptr<void>> done;  // released outside the lock (may free host memory)
+  {
+    std::lock_guard<std::mutex> g(ctx.pin_mu);
+    size_t kept = 0;
+    for (auto& [ev, keep] : ctx.pin_pending) {
+      cudaError_t st = wait_all ? cudaEventSynchronize(ev) : cudaEventQuery(ev);
+      if (st == cudaErrorNotReady) { ctx.pin_pending[kept++] = {ev, std::move(keep)}; continue; }
+      PH_CUDA_CHECK(st);
+      done.push_back(std::move(keep));
+      ctx.pin_events.push_back(ev);
+    }
+    ctx.pin_pending.resize(kept);
+  }
+}
+void* CudaBackend::host_alloc_pinned(size_t n) {
+  void* p = nullptr;
+  (void)context(current_device());
+  if (cudaHostAlloc(&p, n, cudaHostAllocDefault) != cudaSuccess) {
+    (void)cudaGetLastError();  // no page-locked memory left: the caller falls back to pageable memory
+    return nullptr;
+  }
+  return p;
+}
+void CudaBackend::host_free_pinned(void* p) {
+  if (p) PH_CUDA_CHECK(cudaFreeHost(p));
+}
+void CudaBackend::copy_from_pinned_host(void* dst, const void* src, size_t n, std::shared_ptr<void> keep) {
+  if (!n) return;
+  DeviceContext& ctx = context(device_of_pointer(dst));
+  forbid_in_capture(ctx, "a copy from the host");
+  reap_pinned_copies(ctx, false);
+  PH_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, ctx.stream));
+  cudaEvent_t ev = nullptr;
+  {
+    std::lock_guard<std::mutex> g(ctx.pin_mu);
+    if (!ctx.pin_events.empty()) { ev = ctx.pin_events.back(); ctx.pin_events.pop_back(); }
+  }
+  if (!ev) PH_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  PH_CUDA_CHECK(cudaEventRecord(ev, ctx.stream));
+  std::lock_guard<std::mutex> g(ctx.pin_mu);
+  ctx.pin_pending.emplace_back(ev, std::move(keep));
+}
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t n) {
   if (!n) return;
   DeviceContext& ctx = context(device_of_pointer(src));
@@ -564,6 +610,7 @@ void CudaBackend::synchronize() {
   }
   for (auto* c : cs) forbid_in_capture(*c, "synchronize()");
   for (auto* c : cs) PH_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+  for (auto* c : cs) reap_pinned_copies(*c, true);
   for (auto* c : cs) flush_checks(*c);
 }
 

@@ -427,6 +427,7 @@ private:
 
   void loop() {
     data::DataLoader loader(train_ds_, cfg_.batch_size, /*shuffle=*/true, /*drop_last=*/false, cfg_.seed);
+    if (!device_.is_cpu()) loader.pin_memory(device_);  // prefetched batches copy to the GPU without waiting
     const int64_t nb = loader.num_batches();
     int64_t planned = int64_t(cfg_.epochs) * nb;
     if (cfg_.max_steps > 0) planned = std::min(planned, cfg_.max_steps);

@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <numeric>
 #include <set>
 
 #include "data/loader.h"
+#include "engine/backend.h"
 #include "engine/threading.h"
 #include "tests/data/data_test_util.h"
 
@@ -366,4 +368,42 @@ TEST_CASE("mixture loader: per-source parts with their own fields") {
   CHECK(mb.parts[1].at("x").shape() == Shape{8, 2, 3});
   // Source 1 has 6 examples: 2 were used, so this batch finishes its epoch 0 and starts epoch 1.
   CHECK(ml.sampler().source_epochs()[1] == 1);
+}
+
+TEST_CASE("loader: pinned staging gives the same batches in the same order") {
+  auto ds = ids(23);
+  DataLoader plain(ds, 4, true, false, 7), pinned(ds, 4, true, false, 7, /*prefetch=*/3);
+  pinned.pin_memory(Device::cuda(0));
+  CHECK(pinned.pinned_staging());
+  CHECK_FALSE(plain.pinned_staging());
+  // Page-locked memory exists only where a CUDA backend is registered; elsewhere the batches stay
+  // in ordinary memory with the same values.
+  const bool expect_pinned = backend_available(Device::cuda(0));
+  int batches = 0;
+  for (uint64_t e = 0; e < 2; ++e) {
+    plain.epoch(e);
+    pinned.epoch(e);
+    plain.start();
+    pinned.start();
+    while (true) {
+      auto a = plain.next();
+      auto b = pinned.next();
+      REQUIRE(a.has_value() == b.has_value());
+      if (!a) break;
+      ++batches;
+      REQUIRE(a->names() == b->names());
+      for (const auto& name : a->names()) {
+        const Tensor& x = a->at(name);
+        const Tensor& y = b->at(name);
+        CHECK(y.is_contiguous());
+        CHECK(y.is_pinned() == expect_pinned);
+        REQUIRE(x.shape() == y.shape());
+        REQUIRE(x.dtype() == y.dtype());
+        Tensor xc = x.contiguous();
+        CHECK(std::memcmp(xc.raw(), y.raw(), size_t(x.numel()) * x.itemsize()) == 0);
+      }
+    }
+  }
+  CHECK(batches == 12);
+  CHECK(contains(error_of([&] { plain.pin_memory(Device::cpu()); }), "pinned staging is for copies to an accelerator"));
 }

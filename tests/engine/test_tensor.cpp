@@ -6,6 +6,7 @@
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
+#include "engine/backend.h"
 
 using namespace polyhead;
 
@@ -115,4 +116,19 @@ TEST_CASE("rng: philox is deterministic, seeded and well distributed") {
   CHECK(c[1] == 0xe169c58du);
   CHECK(c[2] == 0xbc57ac4cu);
   CHECK(c[3] == 0x9b00dbd8u);
+}
+
+TEST_CASE("tensor: pin_memory copies into a contiguous tensor with the same values") {
+  Tensor a = Tensor::arange(0, 24, 1, DType::f32).reshape({4, 6});
+  Tensor view = a.transpose(0, 1).slice(0, 1, 5);  // (4, 4), not contiguous
+  REQUIRE_FALSE(view.is_contiguous());
+  Tensor p = view.pin_memory();
+  CHECK(p.is_contiguous());
+  CHECK(p.device().is_cpu());
+  CHECK(p.is_pinned() == backend_available(Device::cuda(0)));
+  CHECK(p.to_vector<float>() == view.contiguous().to_vector<float>());
+  CHECK(p.storage() != a.storage());
+  // Pinning an already pinned contiguous tensor is a no-op; plain CPU tensors are never pinned.
+  if (p.is_pinned()) CHECK(p.pin_memory().storage() == p.storage());
+  CHECK_FALSE(a.is_pinned());
 }
