@@ -257,7 +257,16 @@ StepResult Trainer::gradient_step(const Batch& b) {
   Mat M, Gd;
   if (needs & kNeedGramian) M = gramian(G);
   if (needs & kNeedJacobian) Gd = to_mat(G);
-  for (int k = 0; k < K; ++k)
+  // Finite check: from the float64 Gramian's diagonal when it exists (a NaN or Inf entry of g_k
+  // makes ||g_k||^2 non-finite; float32 values cannot overflow it), else one pass over G; the
+  // per-task scan that names the task runs only when something is not finite.
+  bool finite = true;
+  if (needs & kNeedGramian) {
+    for (int k = 0; k < K; ++k) finite = finite && std::isfinite(M(k, k));
+  } else {
+    finite = ops::all_finite(G);
+  }
+  for (int k = 0; k < K && !finite; ++k)
     if (!ops::all_finite(G.narrow(0, k, 1))) {
       if (o_.nan_policy == NanPolicy::Skip) { r.skipped = true; return r; }
       throw Error("Trainer::step", "gradient of task '" + model_.task(k).name + "' is not finite",
