@@ -1,6 +1,9 @@
-// data/multimnist.h: MultiMNIST / MultiFashion (Sener & Koltun, NeurIPS 2018): two images from a
-// source set overlaid on one canvas; task "left" predicts the label of the first (up-left) image,
-// task "right" the label of the second (down-right) one.
+// data/multimnist.h: MultiMNIST / MultiFashion: two images from a source set overlaid on one
+// canvas; task "left" predicts the label of the first (up-left) image, task "right" the label of
+// the second (down-right) one. The task comes from Sener & Koltun (NeurIPS 2018); the construction
+// here is that of Lin et al. (Pareto MTL, NeurIPS 2019): a 36 x 36 canvas, digits shifted by 1-4
+// pixels, no resizing (Sener & Koltun place them at a fixed 6-pixel offset and resize to 28 x 28,
+// which overlaps them less). The second image may have the same class as the first.
 //
 // Exact rule (source images H x W, here 28 x 28; canvas (H + 8) x (W + 8) = 36 x 36):
 //   M = number of source images (>= 2); example i of n, with keys from the seed:
