@@ -217,7 +217,8 @@ Variable cross_entropy(const Variable& logits, const Tensor& target, Reduction r
 // (T, dtype, device): a step reuses it instead of rebuilding it per layer.
 static Tensor causal_mask(int64_t T, DType dt, Device dev) {
   static std::mutex mu;
-  static std::map<std::tuple<int64_t, int, int, int>, Tensor> cache;
+  // Never destroyed (its tensors must not outlive their backends at exit).
+  static auto& cache = *new std::map<std::tuple<int64_t, int, int, int>, Tensor>;
   const auto key = std::make_tuple(T, int(dt), int(dev.type), dev.index);
   std::lock_guard<std::mutex> g(mu);
   auto it = cache.find(key);

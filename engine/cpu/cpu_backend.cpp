@@ -33,8 +33,10 @@ void set_num_threads(int n) {
 int num_threads() { return int(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism)); }
 
 Backend* make_cpu_backend() {
-  static cpu::CpuBackend b;
-  return &b;
+  // Never destroyed: tensors held in function-local statics elsewhere may be released after
+  // this function's statics at exit, and must still find their backend.
+  static cpu::CpuBackend* b = new cpu::CpuBackend;
+  return b;
 }
 
 namespace cpu {
