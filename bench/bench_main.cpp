@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@
 #endif
 #include "engine/ops.h"
 #include "engine/rng.h"
+#include "engine/threading.h"
 #include "layers/optim/sgd.h"
 #include "mtl/trainer.h"
 #include "mtl/zoo.h"
@@ -219,8 +221,9 @@ int main(int argc, char** argv) {
     else if (s == "--tf32") a.tf32 = true;
     else if (s == "--graph") a.graph = true;
     else if (s == "--profile") a.profile = true;
+    else if (s == "--threads" && i + 1 < argc) set_num_threads(std::atoi(argv[++i]));  // CPU threads (default: all cores)
     else {
-      std::fprintf(stderr, "usage: polyhead_bench [--cuda] [--tf32] [--graph] [--profile] [--gpt] [--only B1|B2|B3|sgemm]\n");
+      std::fprintf(stderr, "usage: polyhead_bench [--cuda] [--tf32] [--graph] [--profile] [--gpt] [--threads N] [--only B1|B2|B3|sgemm]\n");
       return 2;
     }
   }
