@@ -5,23 +5,12 @@
 # (see the shared device notes); they are unpacked into /opt/deps, never into /.
 # Output is also copied to $OUT when that is set (the device tool's result folder).
 set -uo pipefail
-if [[ -d .deps ]]; then
-  for f in .deps/*.deb; do dpkg -x "$f" /opt/deps; done
-  export CMAKE_PREFIX_PATH=/opt/deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
-  export CPATH=/opt/deps/usr/include${CPATH:+:$CPATH}
-  lib=/opt/deps/usr/lib/x86_64-linux-gnu
-  export LIBRARY_PATH=$lib:$lib/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}
-  export LD_LIBRARY_PATH=$lib:$lib/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  stb=(-DSTB_INCLUDE_DIR=/opt/deps/usr/include/stb -DCBLAS_INCLUDE_DIR=/opt/deps/usr/include/x86_64-linux-gnu/openblas-pthread)
-else
-  stb=()
-fi
-export OPENBLAS_NUM_THREADS=1
+source "$(dirname "$0")/device_env.sh"
 build=${BUILD:-build-gpu}
 status=0
 step() { echo; echo "=== $* ($(date +%T))"; }
 step configure
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOLYHEAD_CUDA=ON "${stb[@]}" || exit 1
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOLYHEAD_CUDA=ON "${cmake_deps[@]}" || exit 1
 step build
 cmake --build "$build" -j "$(nproc)" 2>&1 | grep -Ev '^\[ *[0-9]+%\] (Building|Linking)' || true
 [[ -x $build/polyhead_tests ]] || { echo "gpu-check: build failed"; exit 1; }

@@ -5,25 +5,14 @@
 # PyTorch anchor and its peak memory. Packages the machine lacks come as .debs in .deps/ (unpacked into
 # /opt/deps). Everything is also written to $OUT when that is set (the device tool's result folder).
 set -uo pipefail
-if [[ -d .deps ]]; then
-  for f in .deps/*.deb; do dpkg -x "$f" /opt/deps; done
-  export CMAKE_PREFIX_PATH=/opt/deps/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
-  export CPATH=/opt/deps/usr/include${CPATH:+:$CPATH}
-  lib=/opt/deps/usr/lib/x86_64-linux-gnu
-  export LIBRARY_PATH=$lib:$lib/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}
-  export LD_LIBRARY_PATH=$lib:$lib/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-  extra=(-DSTB_INCLUDE_DIR=/opt/deps/usr/include/stb -DCBLAS_INCLUDE_DIR=/opt/deps/usr/include/x86_64-linux-gnu/openblas-pthread)
-else
-  extra=()
-fi
-export OPENBLAS_NUM_THREADS=1
+source "$(dirname "$0")/device_env.sh"
 build=${BUILD:-build-gpu}
 out=${OUT:-$build/perf}
 mkdir -p "$out"
 status=0
 step() { echo; echo "=== $* ($(date +%T))"; }
 step configure
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOLYHEAD_CUDA=ON "${extra[@]}" > "$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPOLYHEAD_CUDA=ON "${cmake_deps[@]}" > "$out/configure.log" 2>&1 || { tail -20 "$out/configure.log"; exit 1; }
 step build
 cmake --build "$build" -j "$(nproc)" --target polyhead_tests polyhead_bench > "$out/build.log" 2>&1 || { grep -E "error" -A3 "$out/build.log" | head -40; exit 1; }
 step device
