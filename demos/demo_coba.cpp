@@ -12,6 +12,10 @@
 // validation examples (CoBa sees one cycled batch of 128 per step through the trainer's
 // validation hook), 4096 test examples. Adam, lr 1e-3, batch 64. CoBa with the released code's
 // defaults (warm-up 100, history 200, tau 5). --ntrain, --noise and --freq change the setting.
+// --shared is the setting of CoBa's paper (tasks that share every parameter, as fine-tuning tasks
+// share an LLM): each task has its own inputs and training set (the noisy one only --small = 256
+// examples), a one-hot task code in the input, and one MLP for all. "coba-mos" is CoBa with alpha_max
+// taken as the largest task slope instead of the slope of the worst-task curve.
 //
 // Printed: a table per method (mean over seeds) of the test accuracy per task, the rise of each
 // task's validation loss from its minimum to the end (overfitting/divergence), the step at which
@@ -38,6 +42,7 @@
 #include "layers/optim/adam.h"
 #include "layers/sequential.h"
 #include "mtl/architecture.h"
+#include "mtl/method.h"
 #include "mtl/run/files.h"
 #include "mtl/run/plot.h"
 #include "mtl/trainer.h"
@@ -128,14 +133,20 @@ mtl::Batch range_batch(const Split& s, int64_t from, int64_t n) {
   return batch_of(s, idx);
 }
 
-std::shared_ptr<mtl::MultiTaskModel> make_model() {
+// heads setting: trunk D-128-128 and a linear head per task; shared setting: one MLP
+// (D+K)-128-128-C and parameter-free (identity) heads, so every parameter is shared.
+std::shared_ptr<mtl::MultiTaskModel> make_model(bool shared) {
   auto trunk = std::make_shared<nn::Sequential>();
-  trunk->push_back(std::make_shared<nn::Linear>(D, 128));
+  trunk->push_back(std::make_shared<nn::Linear>(shared ? D + K : D, 128));
   trunk->push_back(std::make_shared<nn::ReLU>());
   trunk->push_back(std::make_shared<nn::Linear>(128, 128));
   trunk->push_back(std::make_shared<nn::ReLU>());
+  if (shared) trunk->push_back(std::make_shared<nn::Linear>(128, C));
   std::vector<mtl::Task> tasks;
-  for (int k = 0; k < K; ++k) tasks.emplace_back(kTasks[k], std::make_shared<nn::Linear>(128, C));
+  for (int k = 0; k < K; ++k) {
+    if (shared) tasks.emplace_back(kTasks[k], std::make_shared<nn::Identity>());
+    else tasks.emplace_back(kTasks[k], std::make_shared<nn::Linear>(128, C));
+  }
   auto m = std::make_shared<mtl::MultiTaskModel>(std::make_shared<mtl::HPS>(trunk, K), std::move(tasks));
   m->flatten();
   return m;
@@ -156,6 +167,73 @@ void evaluate(mtl::MultiTaskModel& m, const Split& s, std::vector<double>& loss,
   m.train();
 }
 
+// The data of one seed, in one of two settings:
+//  - heads (default): one input for all tasks, an MLP trunk and a linear head per task;
+//  - shared (--shared): the setting of CoBa's paper, where the tasks share the WHOLE model (as
+//    instruction-tuned tasks share an LLM): each task has its own inputs and training set, the
+//    input carries a one-hot task code, and one MLP gives the 4 logits of every task. Each batch
+//    holds batch/K examples of every task; task k's loss covers its own rows (the other rows have
+//    target -100, ignored). The noisy task has only --small training examples, so it overfits.
+struct Problem {
+  bool shared = false;
+  Split train, val, test;                      // heads setting
+  std::vector<Split> train_k, val_k, test_k;   // shared setting: task k's data (labels y[k])
+  int64_t per_epoch = 1;                       // steps per epoch (of the largest training set)
+
+  int64_t in_dim() const { return shared ? D + K : D; }
+
+  // x rows of task k's split (with the task code appended in the shared setting)
+  void append_rows(const Split& s, int k, const std::vector<int64_t>& idx, std::vector<float>& x) const {
+    for (int64_t i : idx) {
+      x.insert(x.end(), s.x.begin() + i * D, s.x.begin() + (i + 1) * D);
+      if (shared)
+        for (int j = 0; j < K; ++j) x.push_back(j == k ? 1.0f : 0.0f);
+    }
+  }
+  // A batch of the shared setting: idx[k] rows of task k's split.
+  mtl::Batch shared_batch(const std::vector<const Split*>& sp, const std::vector<std::vector<int64_t>>& idx) const {
+    std::vector<float> x;
+    int64_t rows = 0;
+    for (int k = 0; k < K; ++k) rows += int64_t(idx[size_t(k)].size());
+    std::vector<std::vector<int64_t>> y(K, std::vector<int64_t>(size_t(rows), -100));
+    int64_t r = 0;
+    for (int k = 0; k < K; ++k) {
+      append_rows(*sp[size_t(k)], k, idx[size_t(k)], x);
+      for (int64_t i : idx[size_t(k)]) y[size_t(k)][size_t(r++)] = sp[size_t(k)]->y[size_t(k)][size_t(i)];
+    }
+    mtl::Batch b;
+    b.x = Tensor::from_vector(x, {rows, in_dim()});
+    for (int k = 0; k < K; ++k) b.y.push_back(Tensor::from_vector(y[size_t(k)], {rows}));
+    return b;
+  }
+};
+
+std::vector<int64_t> iota_from(int64_t from, int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), from);
+  return v;
+}
+
+// Per-task mean loss and accuracy on the validation (test = false) or test split, no gradients.
+void evaluate(mtl::MultiTaskModel& m, const Problem& p, bool test, std::vector<double>& loss, std::vector<double>& acc) {
+  if (!p.shared) return evaluate(m, test ? p.test : p.val, loss, acc);
+  ag::NoGradGuard ng;
+  m.eval();
+  loss.assign(K, 0);
+  acc.assign(K, 0);
+  for (int k = 0; k < K; ++k) {
+    const Split& s = test ? p.test_k[size_t(k)] : p.val_k[size_t(k)];
+    std::vector<std::vector<int64_t>> idx(K);
+    idx[size_t(k)] = iota_from(0, s.n);
+    std::vector<const Split*> sp(K, &s);
+    mtl::Batch b = p.shared_batch(sp, idx);
+    ag::Variable out = m.forward(ag::Variable(b.x))[size_t(k)];
+    loss[size_t(k)] = m.task(k).compute_loss(out, b.y[size_t(k)]).item();
+    acc[size_t(k)] = m.task(k).compute_metric(out.data(), b.y[size_t(k)]) / double(s.n);
+  }
+  m.train();
+}
+
 struct Curve {
   std::vector<double> step;
   std::vector<std::vector<double>> val;  // K x points (full validation set)
@@ -170,26 +248,42 @@ struct RunResult {
 
 struct Setup {
   int steps = 3000, eval_every = 25, batch = 64, warmup = 100, history = 200;
-  int64_t ntrain = 2048;
+  std::map<std::string, std::string> coba_extra;  // --coba-opt key=value (every CoBa run)
+  int64_t ntrain = 2048, small = 256;  // small: the noisy task's training set in the shared setting
   double noise = 0.6;
+  bool shared = false;
+  int64_t val_batch = 128;  // rows of the validation batch CoBa sees per update
   bool smoke = false;
 };
 
-RunResult run_one(const std::string& method, const Setup& su, const Split& train, const Split& val, const Split& test,
-              uint64_t seed) {
+RunResult run_one(const std::string& method, const Setup& su, const Problem& p, uint64_t seed) {
   manual_seed(seed);
-  auto m = make_model();
+  auto m = make_model(p.shared);
   optim::Adam opt(*m, optim::AdamOptions(1e-3));
   mtl::TrainerOptions to;
   to.method = method;
   to.seed = seed;
-  if (method == "coba") {
+  // "coba" is CoBa with the released code's rules; "coba-mos" takes alpha_max as the largest task slope
+  // (so a rising task that is not the worst one also moves the weights towards ACS)
+  if (method == "coba" || method == "coba-mos") {
+    to.method = "coba";
     to.method_options = {{"warmup", std::to_string(su.warmup)}, {"history", std::to_string(su.history)}};
+    if (method == "coba-mos") to.method_options.set("alpha_max", "max_of_slopes");
+    for (const auto& [k, v] : su.coba_extra) to.method_options.set(k, v);
   }
-  const int64_t vb = 128, nvb = val.n / vb;
+  // one cycled validation batch of val_batch rows per call (val_batch / K per task in the shared setting)
+  const int64_t vb = p.shared ? su.val_batch / K : su.val_batch, nvb = (p.shared ? p.val_k[0].n : p.val.n) / vb;
   int64_t vcount = 0;
-  to.validation_losses = [&] {  // one cycled validation batch per call
-    mtl::Batch b = range_batch(val, (vcount++ % nvb) * vb, vb);
+  to.validation_losses = [&] {
+    mtl::Batch b;
+    const int64_t from = (vcount++ % nvb) * vb;
+    if (p.shared) {
+      std::vector<const Split*> sp;
+      for (const auto& v : p.val_k) sp.push_back(&v);
+      b = p.shared_batch(sp, std::vector<std::vector<int64_t>>(K, iota_from(from, vb)));
+    } else {
+      b = range_batch(p.val, from, vb);
+    }
     auto outs = m->forward(ag::Variable(b.x));
     std::vector<double> L;
     for (int k = 0; k < K; ++k) L.push_back(m->task(k).compute_loss(outs[size_t(k)], b.y[size_t(k)]).item());
@@ -197,15 +291,31 @@ RunResult run_one(const std::string& method, const Setup& su, const Split& train
   };
   mtl::Trainer tr(*m, opt, to);
   std::mt19937_64 g(seed * 7919 + 1);
-  std::vector<int64_t> perm(static_cast<size_t>(train.n));
-  std::iota(perm.begin(), perm.end(), 0);
-  const int64_t per_epoch = train.n / su.batch;
+  // training order: a shuffled permutation per task (one in the heads setting), reshuffled when used up
+  const int nperm = p.shared ? K : 1;
+  const int64_t rows = p.shared ? su.batch / K : su.batch;
+  std::vector<std::vector<int64_t>> perm(static_cast<size_t>(nperm));
+  std::vector<int64_t> pos(static_cast<size_t>(nperm), 0);
+  for (int k = 0; k < nperm; ++k) {
+    perm[size_t(k)] = iota_from(0, p.shared ? p.train_k[size_t(k)].n : p.train.n);
+    std::shuffle(perm[size_t(k)].begin(), perm[size_t(k)].end(), g);
+  }
+  auto next_rows = [&](int k) {
+    auto& pk = perm[size_t(k)];
+    if (pos[size_t(k)] + rows > int64_t(pk.size())) {
+      std::shuffle(pk.begin(), pk.end(), g);
+      pos[size_t(k)] = 0;
+    }
+    std::vector<int64_t> idx(pk.begin() + pos[size_t(k)], pk.begin() + pos[size_t(k)] + rows);
+    pos[size_t(k)] += rows;
+    return idx;
+  };
   RunResult res;
   std::vector<double> L, A, wsum(K, 0.0);
   int wcount = 0;
   double ms = 0;
   auto record = [&](int step) {
-    evaluate(*m, val, L, A);
+    evaluate(*m, p, false, L, A);
     res.curve.step.push_back(step);
     res.curve.val.resize(K);
     res.curve.w.resize(K);
@@ -218,13 +328,20 @@ RunResult run_one(const std::string& method, const Setup& su, const Split& train
   };
   record(0);
   for (int step = 0; step < su.steps; ++step) {
-    const int64_t i = step % per_epoch;
-    if (i == 0) {
-      if (step > 0) tr.end_epoch();
-      std::shuffle(perm.begin(), perm.end(), g);
+    if (step > 0 && step % p.per_epoch == 0) tr.end_epoch();
+    mtl::Batch batch;
+    if (p.shared) {
+      std::vector<std::vector<int64_t>> idx;
+      std::vector<const Split*> sp;
+      for (int k = 0; k < K; ++k) {
+        idx.push_back(next_rows(k));
+        sp.push_back(&p.train_k[size_t(k)]);
+      }
+      batch = p.shared_batch(sp, idx);
+    } else {
+      batch = batch_of(p.train, next_rows(0));
     }
-    std::vector<int64_t> idx(perm.begin() + i * su.batch, perm.begin() + (i + 1) * su.batch);
-    mtl::StepResult r = tr.step(batch_of(train, idx));
+    mtl::StepResult r = tr.step(batch);
     ms += r.ms_total;
     if (r.weights.size() == size_t(K)) {
       double s = 0;
@@ -235,7 +352,7 @@ RunResult run_one(const std::string& method, const Setup& su, const Split& train
     if ((step + 1) % su.eval_every == 0) record(step + 1);
   }
   res.ms_step = ms / su.steps;
-  evaluate(*m, test, res.test_loss, res.test_acc);
+  evaluate(*m, p, true, res.test_loss, res.test_acc);
   // rise of the validation loss from its minimum to the end, and the step of convergence
   const size_t P = res.curve.step.size();
   for (int k = 0; k < K; ++k) {
@@ -274,6 +391,11 @@ int main(int argc, char** argv) {
   Setup su;
   int seeds = 3;
   std::string out = "runs/demo_coba";
+  std::vector<std::string> methods = {"ew", "gradnorm", "famo", "coba", "coba-mos"};
+  const char* usage =
+      "usage: demo_coba [--smoke] [--out DIR] [--steps N] [--seeds S] [--ntrain N] [--noise P] [--freq F]\n"
+      "                 [--shared] [--small N] [--val-batch N] [--methods m1,m2,..] [--coba-opt key=value]...\n"
+      "methods: ew gradnorm famo coba coba-mos (any method of the registry also works)\n";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--smoke") su.smoke = true;
@@ -283,8 +405,24 @@ int main(int argc, char** argv) {
     else if (a == "--ntrain" && i + 1 < argc) su.ntrain = std::atoll(argv[++i]);
     else if (a == "--noise" && i + 1 < argc) su.noise = std::atof(argv[++i]);
     else if (a == "--freq" && i + 1 < argc) kFreq = std::atof(argv[++i]);
-    else {
-      std::fprintf(stderr, "usage: demo_coba [--smoke] [--out DIR] [--steps N] [--seeds S] [--ntrain N] [--noise P] [--freq F]\n");
+    else if (a == "--shared") su.shared = true;
+    else if (a == "--val-batch" && i + 1 < argc) su.val_batch = std::atoll(argv[++i]);
+    else if (a == "--small" && i + 1 < argc) su.small = std::atoll(argv[++i]);
+    else if (a == "--methods" && i + 1 < argc) {
+      methods.clear();
+      std::stringstream ss(argv[++i]);
+      for (std::string m; std::getline(ss, m, ',');)
+        if (!m.empty()) methods.push_back(m);
+    } else if (a == "--coba-opt" && i + 1 < argc) {
+      const std::string kv = argv[++i];
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::fprintf(stderr, "demo_coba: --coba-opt wants key=value, got '%s'\n%s", kv.c_str(), usage);
+        return 2;
+      }
+      su.coba_extra[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else {
+      std::fprintf(stderr, "%s", usage);
       return 2;
     }
   }
@@ -295,6 +433,26 @@ int main(int argc, char** argv) {
     su.history = 40;
     seeds = 1;
   }
+  if (methods.empty()) {
+    std::fprintf(stderr, "demo_coba: --methods is empty\n%s", usage);
+    return 2;
+  }
+  for (const auto& m : methods) {  // every name must be known before the first run starts
+    bool known = m == "coba-mos";
+    for (const auto& info : mtl::list_methods()) known = known || info.name == m;
+    if (!known) {
+      std::fprintf(stderr, "demo_coba: unknown method '%s' in --methods (`build/polyhead methods` lists them)\n%s", m.c_str(), usage);
+      return 2;
+    }
+  }
+  if (su.val_batch < K || su.val_batch > 1024) {
+    std::fprintf(stderr, "demo_coba: --val-batch must be in [%d, 1024] (the validation set has 1024 examples)\n", K);
+    return 2;
+  }
+  if (su.shared && su.small < su.batch / K) {
+    std::fprintf(stderr, "demo_coba: --small must be at least %d (one batch of the task)\n", su.batch / K);
+    return 2;
+  }
   if (su.steps < su.eval_every * 4 || seeds < 1 || su.ntrain < su.batch || !(su.noise >= 0 && su.noise <= 1)) {
     std::fprintf(stderr, "demo_coba: need --steps >= %d, --seeds >= 1, --ntrain >= %d and --noise in [0, 1]\n", su.eval_every * 4,
                  su.batch);
@@ -302,16 +460,28 @@ int main(int argc, char** argv) {
   }
   try {
     std::filesystem::create_directories(out);
-    const std::vector<std::string> methods = {"ew", "gradnorm", "famo", "coba"};
     std::map<std::string, std::vector<RunResult>> all;
     auto t0 = std::chrono::steady_clock::now();
     for (int s = 0; s < seeds; ++s) {
       Teachers te(1000 + uint64_t(s));
-      Split train = make_split(te, su.ntrain, 2000 + uint64_t(s), su.noise);
-      Split val = make_split(te, 1024, 3000 + uint64_t(s), 0.0);
-      Split test = make_split(te, 4096, 4000 + uint64_t(s), 0.0);
+      Problem prob;
+      prob.shared = su.shared;
+      if (su.shared) {
+        for (int k = 0; k < K; ++k) {
+          const uint64_t ks = 100 * uint64_t(k);
+          prob.train_k.push_back(make_split(te, k == 3 ? su.small : su.ntrain, 2000 + uint64_t(s) + ks, su.noise));
+          prob.val_k.push_back(make_split(te, 1024, 3000 + uint64_t(s) + ks, 0.0));
+          prob.test_k.push_back(make_split(te, 4096, 4000 + uint64_t(s) + ks, 0.0));
+        }
+        prob.per_epoch = std::max<int64_t>(1, su.ntrain / (su.batch / K));
+      } else {
+        prob.train = make_split(te, su.ntrain, 2000 + uint64_t(s), su.noise);
+        prob.val = make_split(te, 1024, 3000 + uint64_t(s), 0.0);
+        prob.test = make_split(te, 4096, 4000 + uint64_t(s), 0.0);
+        prob.per_epoch = su.ntrain / su.batch;
+      }
       for (const auto& m : methods) {
-        all[m].push_back(run_one(m, su, train, val, test, 10 + uint64_t(s)));
+        all[m].push_back(run_one(m, su, prob, 10 + uint64_t(s)));
         const auto& r = all[m].back();
         std::printf("seed %d %-9s test acc", s, m.c_str());
         for (int k = 0; k < K; ++k) std::printf(" %.3f", r.test_acc[size_t(k)]);
@@ -374,7 +544,11 @@ int main(int argc, char** argv) {
     }
     std::ostringstream head;
     head << "demo_coba: " << seeds << " seed(s), " << su.steps << " steps, batch " << su.batch << ", Adam 1e-3; CoBa warm-up "
-         << su.warmup << ", history " << su.history << ", tau 5; " << su.ntrain << " training examples, noise " << su.noise << " ("
+         << su.warmup << ", history " << su.history << ", tau 5, validation batch " << su.val_batch << "; "
+         << (su.shared ? "shared setting (one model for all tasks), " + std::to_string(su.ntrain) + " training examples per task (noisy: " +
+                             std::to_string(su.small) + ")"
+                       : "task heads, " + std::to_string(su.ntrain) + " training examples")
+         << ", noise " << su.noise << " ("
          << std::fixed;
     head.precision(0);
     head << secs << " s)\n";

@@ -1,13 +1,16 @@
 // demos/demo_pike.cpp: PiKE adaptive data mixing in miniature. A small byte-level GPT is
 // pre-trained on several text domains under each data-mixing strategy (Mix, Round-Robin, Random,
-// temperature sampling, PiKE, Balanced-PiKE, ...) with the same number of tokens, and the
-// per-domain validation losses (mean, worst domain, spread) are compared.
+// temperature sampling, PiKE, Balanced-PiKE, DoReMi, ...) with the same number of tokens for the
+// main model, and the per-domain validation losses (mean, worst domain, spread) are compared.
+// DoReMi (`--strategies ...,doremi`) first trains a reference model on the uniform mixture (or
+// --weights) and a Group-DRO proxy model (mtl/mixing/doremi.h); their tokens are reported apart.
 //
 //   build/demo_pike --smoke --out DIR      seconds: tiny model, the repository's own files as domains
 //   build/demo_pike --out DIR              full mode: the man-page corpus of scripts/fetch_text_corpus.sh
 //                                          (data/corpus/<lang>/), else the repository domains (said so)
 // Writes DIR/results.md (table + settings + the command), DIR/results.csv, DIR/curves.csv (validation
-// loss per domain over steps), DIR/weights.csv (mixture weights per step), DIR/stats.csv (the
+// loss per domain over steps), DIR/weights.csv (mixture weights per step; for DoReMi also the proxy's
+// alpha per step, rows "doremi_proxy", and the final weights, row "doremi_final"), DIR/stats.csv (the
 // per-domain gradient statistics of the adaptive strategies) and DIR/plots/*.svg.
 // --help lists every option.
 #include <algorithm>
@@ -17,11 +20,13 @@
 #include <filesystem>
 #include <iomanip>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "engine/error.h"
+#include "mtl/mixing/doremi.h"
 #include "mtl/mixing/mixing_schedules.h"
 #include "mtl/mixing/mixing_trainer.h"
 #include "mtl/mixing/text_domains.h"
@@ -42,6 +47,7 @@ struct Args {
   std::vector<std::string> domains;  // corpus subset
   MixedLMConfig cfg;
   PikeOptions pike;
+  DoremiOptions doremi;
   double temperature = 3.0;
   std::vector<double> fixed_weights;  // fixed; also PiKE's initial weights when given
   int64_t max_bytes = 4'000'000;
@@ -63,7 +69,10 @@ const char* kUsage =
     "                 [--heads H] [--lr LR] [--warmup W] [--eval-every N] [--eval-windows N] [--seed S]\n"
     "                 [--T0 N] [--zeta1 Z] [--auto-step A] [--zeta2 Z] [--zeta2-ratio R] [--min-count N]\n"
     "                 [--max-log-step C] [--stats-ema E] [--tau TAU] [--temperature T] [--weights w1,w2,..] [--max-bytes N]\n"
-    "strategies: mix round_robin random proportional temperature fixed (needs --weights) pike balanced_pike\n";
+    "                 [--doremi-eta E] [--doremi-smoothing C] [--doremi-ref-steps N] [--doremi-proxy-steps N]\n"
+    "strategies: mix round_robin random proportional temperature fixed (needs --weights) pike balanced_pike doremi\n"
+    "doremi: reference and proxy runs of --doremi-ref-steps / --doremi-proxy-steps steps (default: --steps) on\n"
+    "        the uniform mixture (or --weights), then the main run with the averaged proxy weights\n";
 
 double num(const std::string& flag, const std::string& v) {
   char* end = nullptr;
@@ -145,6 +154,10 @@ Args parse(int argc, char** argv) {
     else if (f == "--tau") a.pike.tau = num(f, v);
     else if (f == "--temperature") a.temperature = num(f, v);
     else if (f == "--max-bytes") a.max_bytes = integer(f, v);
+    else if (f == "--doremi-eta") a.doremi.eta = num(f, v);
+    else if (f == "--doremi-smoothing") a.doremi.smoothing = num(f, v);
+    else if (f == "--doremi-ref-steps") a.doremi.reference_steps = integer(f, v);
+    else if (f == "--doremi-proxy-steps") a.doremi.proxy_steps = integer(f, v);
     else if (f == "--weights")
       for (const auto& w : split_list(v)) a.fixed_weights.push_back(num(f, w));
     else PH_CHECK_HINT(false, "options", "unknown option '" << f << "'", kUsage);
@@ -154,6 +167,10 @@ Args parse(int argc, char** argv) {
            "--min-count must be >= 2 (PiKE's statistics split each domain's windows into two halves), got "
                << a.pike.min_count);
   a.cfg.validate();
+  a.doremi.validate();
+  for (int64_t n : {a.doremi.reference_steps, a.doremi.proxy_steps})
+    PH_CHECK(n == 0 || n > a.cfg.warmup, "options",
+             "DoReMi's reference / proxy steps (" << n << ") must exceed the warm-up (" << a.cfg.warmup << ")");
   return a;
 }
 
@@ -198,7 +215,7 @@ Summary summarize(const std::vector<double>& v, const std::vector<std::string>& 
 }
 
 void write_outputs(const Args& a, const std::string& source_note, const std::vector<TextDomain>& domains,
-                   const std::vector<MixedLMResult>& runs) {
+                   const std::vector<MixedLMResult>& runs, const DoremiResult* dr) {
   const std::string out = a.out;
   fs::create_directories(fs::path(out) / "plots");
   const auto& names = runs[0].domains;
@@ -245,6 +262,33 @@ void write_outputs(const Args& a, const std::string& source_note, const std::vec
     for (double w : r.weights.back()) csv << "," << w;
     csv << "\n";
   }
+  if (dr) {  // DoReMi's auxiliary runs, weights and token budget
+    const int64_t main_tokens = c.steps * c.batch * c.gpt.block;
+    const int64_t ref_tokens = int64_t(dr->reference.weights.size()) * c.batch * c.gpt.block;
+    const int64_t proxy_tokens = int64_t(dr->proxy.weights.size()) * c.batch * c.gpt.block;
+    md << "\nDoReMi: reference model on the " << (a.fixed_weights.empty() ? "uniform mixture" : "--weights mixture") << " ("
+       << dr->reference.weights.size() << " steps), proxy model with Group DRO (" << dr->proxy.weights.size()
+       << " steps, eta " << a.doremi.eta << ", smoothing c " << a.doremi.smoothing
+       << "), main model with the proxy's average weights. Training tokens: main " << main_tokens << " (as every strategy), reference "
+       << ref_tokens << ", proxy " << proxy_tokens << "; DoReMi in total " << main_tokens + ref_tokens + proxy_tokens
+       << " (" << fmt(double(main_tokens + ref_tokens + proxy_tokens) / double(main_tokens), 2)
+       << "x the main run; the proxy step also runs the reference forward pass).\n\n| auxiliary run |";
+    for (const auto& n : names) md << " " << n << " |";
+    md << " mean | worst | ms/step |\n|---|";
+    for (size_t k = 0; k < K + 3; ++k) md << "---|";
+    md << "\n";
+    for (const MixedLMResult* r : {&dr->reference, &dr->proxy}) {
+      Summary s = summarize(r->final_val(), names);
+      md << "| " << r->strategy << " (validation loss) |";
+      for (double x : r->final_val()) md << " " << fmt(x) << " |";
+      md << " " << fmt(s.mean) << " | " << fmt(s.worst) << " (" << s.worst_name << ") | " << fmt(r->ms_per_step, 0) << " |\n";
+    }
+    md << "| DoReMi weights (average alpha) |";
+    for (double w : dr->weights) md << " " << fmt(w) << " |";
+    md << " | | |\n| proxy's final alpha |";
+    for (double w : dr->trajectory.back()) md << " " << fmt(w) << " |";
+    md << " | | |\n";
+  }
   md << "\nMixture weights (mean over training / final) and share of training tokens:\n\n| strategy |";
   for (const auto& n : names) md << " " << n << " |";
   md << "\n|---|";
@@ -284,6 +328,23 @@ void write_outputs(const Args& a, const std::string& source_note, const std::vec
       for (double w : r.weights[t]) wv << "," << std::setprecision(6) << w;
       wv << "\n";
     }
+  }
+  if (dr) {  // the auxiliary runs' curves, the proxy's alpha per step and DoReMi's final weights
+    for (const MixedLMResult* r : {&dr->reference, &dr->proxy})
+      for (size_t e = 0; e < r->eval_steps.size(); ++e) {
+        cv << r->strategy << "," << r->eval_steps[e] << "," << r->eval_steps[e] * c.batch * c.gpt.block;
+        for (double x : r->val_loss[e]) cv << "," << std::setprecision(8) << x;
+        Summary s = summarize(r->val_loss[e], names);
+        cv << "," << s.mean << "," << s.worst << "\n";
+      }
+    for (size_t t = 0; t < dr->trajectory.size(); ++t) {
+      wv << "doremi_proxy," << t;
+      for (double w : dr->trajectory[t]) wv << "," << std::setprecision(6) << w;
+      wv << "\n";
+    }
+    wv << "doremi_final," << dr->trajectory.size();
+    for (double w : dr->weights) wv << "," << std::setprecision(6) << w;
+    wv << "\n";
   }
   run::write_text_atomic(run::path_join(out, "curves.csv"), cv.str());
   std::ostringstream sv;  // the gradient statistics PiKE measured
@@ -328,6 +389,21 @@ void write_outputs(const Args& a, const std::string& source_note, const std::vec
       p.series.push_back(s);
     }
     run::write_text_atomic(run::path_join(out, "plots/weights_" + run::safe_name(r.strategy) + ".svg"), run::line_plot_svg(p));
+  }
+  if (dr) {
+    run::LinePlot p;
+    p.title = "DoReMi proxy: domain weights alpha";
+    p.xlabel = "proxy step";
+    p.ylabel = "alpha_k";
+    for (size_t k = 0; k < K; ++k) {
+      run::Series s{names[k], {}, {}};
+      for (size_t t = 0; t < dr->trajectory.size(); ++t) {
+        s.x.push_back(double(t));
+        s.y.push_back(dr->trajectory[t][k]);
+      }
+      p.series.push_back(s);
+    }
+    run::write_text_atomic(run::path_join(out, "plots/weights_doremi_proxy.svg"), run::line_plot_svg(p));
   }
   for (size_t k = 0; k < K; ++k) {
     run::LinePlot p;
@@ -389,10 +465,47 @@ int main(int argc, char** argv) {
     mo.seed = a.cfg.seed;
     mo.pike = a.pike;
     std::vector<std::unique_ptr<MixingStrategy>> strategies;
-    for (const auto& s : a.strategies) strategies.push_back(make_mixing_strategy(s, mo));  // names checked up front
+    for (const auto& s : a.strategies) {  // names checked up front; DoReMi's weights come from its phases below
+      MixingOptions m = mo;
+      if (s == "doremi") m.fixed_weights.assign(size_t(mo.K), 1.0);
+      strategies.push_back(make_mixing_strategy(s, m));
+    }
 
     std::vector<MixedLMResult> runs;
+    std::unique_ptr<DoremiResult> doremi;
     for (auto& st : strategies) {
+      if (st->name() == "doremi" && !doremi) {  // phases 1-3: reference, proxy, average weights
+        const int64_t rs = a.doremi.reference_steps > 0 ? a.doremi.reference_steps : a.cfg.steps;
+        const int64_t ps = a.doremi.proxy_steps > 0 ? a.doremi.proxy_steps : a.cfg.steps;
+        run::Progress rbar("doremi_reference", rs, a.cfg.batch, !a.smoke);
+        std::unique_ptr<run::Progress> pbar;  // started with the proxy's first step
+        doremi = std::make_unique<DoremiResult>(run_doremi(
+            domains, a.cfg, a.doremi, a.fixed_weights,
+            [&](int64_t t, const std::vector<double>&) {
+              if ((t + 1) % 10 == 0) rbar.update(t + 1);
+            },
+            [&](int64_t t, const std::vector<double>&) {
+              if (!pbar) {
+                rbar.finish();
+                pbar = std::make_unique<run::Progress>("doremi_proxy", ps, a.cfg.batch, !a.smoke);
+              }
+              if ((t + 1) % 10 == 0) pbar->update(t + 1);
+            }));
+        if (pbar) pbar->finish();
+        for (const MixedLMResult* r : {&doremi->reference, &doremi->proxy}) {
+          Summary s = summarize(r->final_val(), r->domains);
+          std::printf("%-16s mean val %.4f  worst %.4f (%s)  %.1f s  %.0f ms/step\n", r->strategy.c_str(), s.mean, s.worst,
+                      s.worst_name.c_str(), r->seconds, r->ms_per_step);
+        }
+        std::printf("doremi weights:");
+        for (size_t k = 0; k < doremi->weights.size(); ++k)
+          std::printf(" %s %.3f", domains[k].name.c_str(), doremi->weights[k]);
+        std::printf("  (reference + proxy: %lld tokens)\n", (long long)doremi->tokens);
+        std::fflush(stdout);
+        MixingOptions m = mo;
+        m.fixed_weights = doremi->weights;
+        st = make_mixing_strategy("doremi", m);
+      }
       run::Progress bar(st->name(), a.cfg.steps, a.cfg.batch, !a.smoke);
       MixedLMResult r = train_mixed_lm(domains, *st, a.cfg, [&](int64_t t, const std::vector<double>&) {
         if ((t + 1) % 10 == 0) bar.update(t + 1);
@@ -404,7 +517,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       runs.push_back(std::move(r));
     }
-    write_outputs(a, note, domains, runs);
+    write_outputs(a, note, domains, runs, doremi.get());
     std::printf("demo_pike: wrote %s/results.md, results.csv, curves.csv, weights.csv, stats.csv and plots/\n", a.out.c_str());
     return 0;
   } catch (const std::exception& e) {

@@ -13,4 +13,8 @@ for d in "$build"/demo_*; do
   echo "== $(basename "$d") --smoke"
   "$d" --smoke --out "$tmp/$(basename "$d")"
 done
+# the second settings of two demos: CoBa with a fully shared model, MT2ST with the light head
+"$build/demo_coba" --smoke --shared --out "$tmp/demo_coba_shared"
+"$build/demo_mt2st" --smoke --light --ntrain 500 --out "$tmp/demo_mt2st_light"
+"$build/demo_pike" --smoke --strategies mix,doremi --out "$tmp/demo_pike_doremi"  # DoReMi: reference, proxy, main
 echo "demo smoke: ok"

@@ -113,7 +113,7 @@ std::vector<double> temperature_weights(const std::vector<double>& sizes, double
 
 const std::vector<std::string>& mixing_strategy_names() {
   static const std::vector<std::string> names{"mix",   "round_robin", "random", "proportional",
-                                              "temperature", "fixed", "pike", "balanced_pike"};
+                                              "temperature", "fixed", "pike", "balanced_pike", "doremi"};
   return names;
 }
 
@@ -139,6 +139,12 @@ std::unique_ptr<MixingStrategy> make_mixing_strategy(const std::string& name, co
   if (name == "fixed") {
     PH_CHECK(int(o.fixed_weights.size()) == o.K, op,
              "strategy 'fixed' needs " << o.K << " weights (fixed_weights), got " << o.fixed_weights.size());
+    return std::make_unique<Static>(name, normalised(o.fixed_weights, op));
+  }
+  if (name == "doremi") {
+    PH_CHECK_HINT(int(o.fixed_weights.size()) == o.K, op,
+                  "strategy 'doremi' needs its " << o.K << " domain weights (fixed_weights), got " << o.fixed_weights.size(),
+                  "compute them with mixing::run_doremi (reference and proxy models), then pass them");
     return std::make_unique<Static>(name, normalised(o.fixed_weights, op));
   }
   if (name == "pike" || name == "balanced_pike") {

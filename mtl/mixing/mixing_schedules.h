@@ -12,6 +12,8 @@
 //   fixed          user-given weights (normalised)
 //   pike           PiKE (mtl/mixing/pike.h), starting from uniform (or `fixed_weights` if given)
 //   balanced_pike  Balanced-PiKE (tilted objective, temperature pike.tau)
+//   doremi         DoReMi's main run: fixed weights found by a reference and a proxy model
+//                  (mtl/mixing/doremi.h, run_doremi); they are given as fixed_weights (required)
 // Adaptive strategies ask for per-task gradient statistics on some steps (wants_stats) and receive
 // them through observe(); all strategies receive the per-task training losses of every step (NaN
 // for tasks absent from the batch). loss_scale() gives per-task loss multipliers (Balanced-PiKE's
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/tensor.h"
 #include "mtl/mixing/pike.h"
 
 namespace polyhead::mtl::mixing {
@@ -32,7 +35,7 @@ struct MixingOptions {
   int64_t batch = 0;
   std::vector<double> sizes;          // proportional / temperature: n_k (> 0)
   double temperature = 3.0;           // temperature: T >= 1 is usual; must be > 0
-  std::vector<double> fixed_weights;  // fixed (required); pike / balanced_pike: initial weights (optional)
+  std::vector<double> fixed_weights;  // fixed, doremi (required); pike / balanced_pike: initial weights (optional)
   uint64_t seed = 0;                  // random
   PikeOptions pike;                   // pike / balanced_pike (balanced is set by the name)
 };
@@ -49,7 +52,13 @@ public:
   // After step t: per-task mean training losses (NaN when absent) and, when wants_stats(t), the
   // per-task gradient statistics (else nullptr).
   virtual void observe(int64_t step, const std::vector<double>& losses, const std::vector<GradStats>* stats) {}
-  // Per-task loss multipliers (all 1 except Balanced-PiKE).
+  // Strategies whose loss weights depend on the step's own batch (DoReMi's proxy): after the forward
+  // pass of a plain step, observe_batch receives the batch (windows grouped by domain, counts[k]
+  // windows of domain k) and its per-token losses; loss_scale() is read after it.
+  virtual bool wants_batch_losses() const { return false; }
+  virtual void observe_batch(int64_t step, const Tensor& x, const Tensor& y, const std::vector<int64_t>& counts,
+                             const std::vector<float>& token_losses) {}
+  // Per-task loss multipliers (all 1 except Balanced-PiKE and DoReMi's proxy).
   virtual std::vector<double> loss_scale() const { return std::vector<double>(size_t(num_tasks()), 1.0); }
   // The adaptive state behind the weights, when there is one (PiKE variants), else nullptr.
   virtual const Pike* pike() const { return nullptr; }

@@ -38,13 +38,9 @@ private:
   std::shared_ptr<nn::Linear> head_;
 };
 
-// Per-token next-byte cross-entropy, (N * T) values.
-Variable token_losses(ByteLM& m, const Tensor& x, const Tensor& y) {
-  Variable logits = m.forward(Variable(x));
-  return nn::cross_entropy(ag::reshape(logits, {-1, logits.size(-1)}), y.reshape({-1}), ag::Reduction::None);
-}
+Variable token_losses(nn::UnaryModule& m, const Tensor& x, const Tensor& y) { return lm_token_losses(m, x, y); }
 
-std::vector<double> evaluate(ByteLM& m, const std::vector<Windows>& val, int64_t batch) {
+std::vector<double> evaluate(nn::UnaryModule& m, const std::vector<Windows>& val, int64_t batch) {
   ag::NoGradGuard ng;
   std::vector<double> out;
   for (const auto& w : val) {
@@ -61,6 +57,26 @@ std::vector<double> evaluate(ByteLM& m, const std::vector<Windows>& val, int64_t
 }
 
 }  // namespace
+
+std::shared_ptr<nn::UnaryModule> make_byte_lm(const zoo::GPTConfig& c) { return std::make_shared<ByteLM>(c); }
+
+Variable lm_token_losses(nn::UnaryModule& m, const Tensor& x, const Tensor& y) {
+  Variable logits = m.forward(Variable(x));
+  return nn::cross_entropy(ag::reshape(logits, {-1, logits.size(-1)}), y.reshape({-1}), ag::Reduction::None);
+}
+
+Variable mix_batch_loss(const Variable& token_losses, const std::vector<int64_t>& counts, const std::vector<double>& scale,
+                        int64_t b, int64_t T) {
+  const char* op = "mixing::mix_batch_loss";
+  PH_CHECK(counts.size() == scale.size(), op, counts.size() << " counts but " << scale.size() << " loss scales");
+  PH_CHECK(b >= 1 && T >= 1, op, "batch " << b << " and context " << T << " must be >= 1");
+  std::vector<float> tw;
+  for (size_t k = 0; k < counts.size(); ++k)
+    tw.insert(tw.end(), size_t(counts[k] * T), float(scale[k] / double(b * T)));
+  PH_CHECK(int64_t(tw.size()) == token_losses.data().numel(), op,
+           "the counts cover " << tw.size() << " tokens, the losses have " << token_losses.data().numel());
+  return ag::sum(ag::mul_constant(token_losses, Tensor::from_vector(tw)));
+}
 
 void MixedLMConfig::validate() const {
   const char* op = "mixing::MixedLMConfig";
@@ -104,7 +120,8 @@ MixedLMResult train_mixed_lm(const std::vector<TextDomain>& domains, MixingStrat
   data::MixtureSampler sampler(sizes, b, strategy.weights(0), data::derive_seed(c.seed, 7));
 
   manual_seed(c.seed);
-  ByteLM model(c.gpt);
+  auto model_ptr = std::make_shared<ByteLM>(c.gpt);
+  ByteLM& model = *model_ptr;
   model.flatten();
   optim::AdamW opt(model, optim::AdamWOptions(c.lr).betas(0.9, 0.95).weight_decay(c.weight_decay));
   auto cosine = std::make_shared<optim::CosineAnnealingLR>(opt, c.steps - c.warmup, c.lr * c.final_lr_fraction);
@@ -125,7 +142,7 @@ MixedLMResult train_mixed_lm(const std::vector<TextDomain>& domains, MixingStrat
     sampler.set_weights(w);
     res.weights.push_back(sampler.weights());
     const data::MixtureDraw draw = sampler.next();
-    const std::vector<double> scale = strategy.loss_scale();
+    std::vector<double> scale = strategy.loss_scale();
     const bool want = strategy.wants_stats(t);
     std::vector<double> task_loss(size_t(K), kNaN);
     std::vector<GradStats> stats;
@@ -135,19 +152,22 @@ MixedLMResult train_mixed_lm(const std::vector<TextDomain>& domains, MixingStrat
     if (!want) {
       // one forward / backward over the whole Mix batch, tokens weighted by scale_k / (b T)
       std::vector<Tensor> xs, ys;
-      std::vector<float> tw;
       for (int k = 0; k < K; ++k) {
         const auto& idx = draw.indices[size_t(k)];
         if (idx.empty()) continue;
         data::Batch bt = train[size_t(k)]->get_batch(idx);
         xs.push_back(bt.at("x"));
         ys.push_back(bt.at("y0"));
-        tw.insert(tw.end(), size_t(int64_t(idx.size()) * T), float(scale[size_t(k)] / double(b * T)));
       }
-      Variable ce = token_losses(model, ops::cat(xs, 0), ops::cat(ys, 0));
-      Variable loss = ag::sum(ag::mul_constant(ce, Tensor::from_vector(tw)));
-      loss.backward();
+      const Tensor bx = ops::cat(xs, 0), by = ops::cat(ys, 0);
+      Variable ce = token_losses(model, bx, by);
       const std::vector<float> v = ce.data().to_vector<float>();
+      if (strategy.wants_batch_losses()) {
+        strategy.observe_batch(t, bx, by, draw.counts, v);
+        scale = strategy.loss_scale();
+      }
+      Variable loss = mix_batch_loss(ce, draw.counts, scale, b, T);
+      loss.backward();
       size_t pos = 0;
       for (int k = 0; k < K; ++k) {
         const int64_t n = draw.counts[size_t(k)] * T;
@@ -209,6 +229,7 @@ MixedLMResult train_mixed_lm(const std::vector<TextDomain>& domains, MixingStrat
     res.zeta1 = p->zeta1();
     res.zeta2 = p->zeta2();
   }
+  res.model = model_ptr;
   return res;
 }
 

@@ -18,12 +18,16 @@
 // b_k >= 2 for every domain (PiKE's min_count >= 2 guarantees it).
 // Validation: fixed windows of every domain's held-out stream (text_domains.h), mean CE per domain,
 // measured at step 0, every eval_every steps and at the end.
+// A strategy with wants_batch_losses() (DoReMi's proxy) sees each plain step's batch and per-token
+// losses after the forward pass and sets that step's loss_scale from them.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "autograd/variable.h"
+#include "layers/module.h"
 #include "mtl/mixing/mixing_schedules.h"
 #include "mtl/mixing/text_domains.h"
 #include "mtl/zoo.h"
@@ -51,11 +55,23 @@ struct MixedLMResult {
   std::vector<int64_t> tokens;                     // training tokens seen per domain
   double seconds = 0, ms_per_step = 0;
   double zeta1 = 0, zeta2 = 0;                     // PiKE variants: the gains used
+  std::shared_ptr<nn::UnaryModule> model;          // the trained model ((B, T) bytes -> (B, T, 256) logits)
   const std::vector<double>& final_val() const { return val_loss.back(); }
 };
 
 // progress(step, per-domain training losses of that step, NaN for absent domains); may be empty.
 using MixedLMProgress = std::function<void(int64_t, const std::vector<double>&)>;
+
+// The byte-level model trained here (initialised from the current global seed).
+std::shared_ptr<nn::UnaryModule> make_byte_lm(const zoo::GPTConfig& c);
+// Per-token next-byte cross-entropy of a model on (N, T) inputs x and targets y: N*T values (with
+// autograd when grad mode is on).
+Variable lm_token_losses(nn::UnaryModule& m, const Tensor& x, const Tensor& y);
+// The Mix-batch training loss sum_k scale_k / (b T) * sum_{tokens i of domain k} l_i, from the per-
+// token losses of a batch whose windows are grouped by domain (counts[k] windows of T tokens each).
+// With scale = 1 it is the batch mean; with scale_k = a_k b / counts_k it is sum_k a_k L_k.
+Variable mix_batch_loss(const Variable& token_losses, const std::vector<int64_t>& counts, const std::vector<double>& scale,
+                        int64_t b, int64_t T);
 
 MixedLMResult train_mixed_lm(const std::vector<TextDomain>& domains, MixingStrategy& strategy,
                              const MixedLMConfig& c, const MixedLMProgress& progress = {});
