@@ -3,13 +3,9 @@
 // backward rules: the K cotangent rows are folded into the primitives' batch dimension.
 #include <cmath>
 #include <limits>
-#include <map>
-#include <mutex>
-#include <tuple>
 
 #include "autograd/function_util.h"
 #include "autograd/functions.h"
-#include "engine/graph.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
 
@@ -212,37 +208,29 @@ Variable cross_entropy(const Variable& logits, const Tensor& target, Reduction r
   return mul_scalar(sum(per), cnt ? 1.0 / double(cnt) : std::numeric_limits<double>::quiet_NaN());
 }
 
-// mask (T, T): 0 on and below the diagonal, -inf above. Built on the tensor's device from two
-// aranges (no host data, so a step using it can be captured in a graph) and kept per
-// (T, dtype, device): a step reuses it instead of rebuilding it per layer.
-static Tensor causal_mask(int64_t T, DType dt, Device dev) {
-  static std::mutex mu;
-  // Never destroyed (its tensors must not outlive their backends at exit).
-  static auto& cache = *new std::map<std::tuple<int64_t, int, int, int>, Tensor>;
-  const auto key = std::make_tuple(T, int(dt), int(dev.type), dev.index);
-  std::lock_guard<std::mutex> g(mu);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  Tensor i = Tensor::arange(0, double(T), 1, dt, dev);
-  Tensor above = ops::binary(BinaryOp::Gt, i.reshape({1, T}), i.reshape({T, 1}));  // j > i: 1, else 0
-  // 0 -> 0, 1 -> -inf (above * -inf would give NaN at 0): where(above, -inf, 0)
-  Tensor ninf = Tensor::full({}, -std::numeric_limits<double>::infinity(), dt, dev);
-  Tensor zero = Tensor::zeros({}, dt, dev);
-  Tensor mask = ops::where(above.to(DType::u8), ninf, zero).contiguous();
-  if (graph_capturing(dev)) return mask;  // computed only when the graph replays
-  if (cache.size() >= 16) cache.clear();
-  cache.emplace(key, mask);
-  return mask;
-}
-
+// Fused causal attention (Backend::attention_forward / attention_backward): one node saving q, k,
+// v, the output and the per-row log-sum-exp; the backward recomputes the probabilities, so no
+// (B, H, T, T) tensor is kept. The K cotangent blocks are folded into the head dimension.
 Variable causal_attention(const Variable& q, const Variable& k, const Variable& v) {
   PH_CHECK(q.dim() == 4 && k.shape() == q.shape() && v.shape() == q.shape(), "causal_attention",
            "q, k, v must be (B, H, T, Dh) of one shape: " << q.str() << ", " << k.str() << ", " << v.str());
-  int64_t T = q.size(2), Dh = q.size(3);
-  Tensor mask = causal_mask(T, q.dtype(), q.device());
-  Variable att = mul_scalar(matmul(q, transpose(k, -2, -1)), 1.0 / std::sqrt(double(Dh)));
-  att = softmax(add_constant(att, mask), -1);
-  return matmul(att, v);
+  PH_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype() && k.device() == q.device() && v.device() == q.device(),
+           "causal_attention", "q, k, v must share dtype and device: " << q.str() << ", " << k.str() << ", " << v.str());
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dh = q.size(3), BH = B * H;
+  PH_CHECK(Dh > 0, "causal_attention", "head size (last dim) must be positive, got " << q.str());
+  const double scale = 1.0 / std::sqrt(double(Dh));
+  Tensor tq = q.data().contiguous(), tk = k.data().contiguous(), tv = v.data().contiguous();
+  Tensor out = Tensor::empty(tq.shape(), tq.dtype(), tq.device());
+  Tensor lse = Tensor::empty({B, H, T}, tq.dtype(), tq.device());
+  if (out.numel()) be(tq).attention_forward(tq, tk, tv, BH, T, Dh, scale, out, lse);
+  return make_op("causal_attention", out, {q, k, v}, [tq, tk, tv, out, lse, B, H, T, Dh, BH, scale](const Tensor& gy, int64_t K, const std::vector<bool>& need) {
+    Tensor g = gy.contiguous();  // (K, B, H, T, Dh)
+    const Shape s{K, B, H, T, Dh};
+    Tensor gq = Tensor::empty(s, g.dtype(), g.device()), gk = Tensor::empty(s, g.dtype(), g.device());
+    Tensor gv = Tensor::empty(s, g.dtype(), g.device());
+    if (g.numel()) be(g).attention_backward(tq, tk, tv, out, lse, g, BH, T, Dh, K, scale, gq, gk, gv);
+    return std::vector<Tensor>{need[0] ? gq : Tensor(), need[1] ? gk : Tensor(), need[2] ? gv : Tensor()};
+  });
 }
 
 }  // namespace polyhead::ag

@@ -103,6 +103,17 @@ void ProfilingBackend::cross_entropy_backward(const Tensor& l, const Tensor& t, 
                                               int64_t N, int64_t C, int64_t K, int64_t ig, double ls, Tensor& g) {
   timed("cross_entropy_backward " + num(N) + "x" + num(C), [&] { inner_.cross_entropy_backward(l, t, lse, gl, N, C, K, ig, ls, g); });
 }
+void ProfilingBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, int64_t BH, int64_t T,
+                                         int64_t Dh, double scale, Tensor& o, Tensor& lse) {
+  timed("attention_forward " + num(BH) + "x" + num(T) + "x" + num(Dh),
+        [&] { inner_.attention_forward(q, k, v, BH, T, Dh, scale, o, lse); });
+}
+void ProfilingBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                                          const Tensor& lse, const Tensor& go, int64_t BH, int64_t T, int64_t Dh,
+                                          int64_t K, double scale, Tensor& gq, Tensor& gk, Tensor& gv) {
+  timed("attention_backward " + num(K) + "x" + num(BH) + "x" + num(T) + "x" + num(Dh),
+        [&] { inner_.attention_backward(q, k, v, o, lse, go, BH, T, Dh, K, scale, gq, gk, gv); });
+}
 void ProfilingBackend::conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const ConvParams& p, Tensor& y) {
   timed("conv2d " + shp(x) + " w" + shp(w), [&] { inner_.conv2d(x, w, b, p, y); });
 }

@@ -62,6 +62,11 @@ public:
   void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse, const Tensor& gloss,
                               int64_t N, int64_t C, int64_t K, int64_t ignore_index, double label_smoothing,
                               Tensor& glogits) override;
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, int64_t BH, int64_t T, int64_t Dh,
+                         double scale, Tensor& out, Tensor& lse) override;
+  void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const Tensor& dout, int64_t BH, int64_t T, int64_t Dh, int64_t K, double scale, Tensor& dq,
+                          Tensor& dk, Tensor& dv) override;
   void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& p, Tensor& y) override;
   void conv2d_backward_data(const Tensor& gy, const Tensor& w, const ConvParams& p, Tensor& gx) override;
   void conv2d_backward_filter(const Tensor& x, const Tensor& gy, const ConvParams& p, Tensor& gw) override;

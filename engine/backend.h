@@ -124,6 +124,16 @@ public:
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor& lse,
                                       const Tensor& gloss, int64_t N, int64_t C, int64_t K, int64_t ignore_index,
                                       double label_smoothing, Tensor& glogits) = 0;
+  // Fused causal self-attention over BH independent heads (FlashAttention-style: the T x T scores
+  // are never stored for all heads at once). q, k, v, out: (BH, T, Dh); lse (BH, T) saved for the
+  // backward: lse_i = log sum_{j<=i} exp(scale q_i.k_j), out_i = sum_{j<=i} exp(scale q_i.k_j - lse_i) v_j.
+  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, int64_t BH, int64_t T,
+                                 int64_t Dh, double scale, Tensor& out, Tensor& lse) = 0;
+  // dout, dq, dk, dv: (K*BH, T, Dh); block kb uses the saved q, k, v, out, lse of head kb % BH. The
+  // probabilities are recomputed from lse; D_i = rowsum(dout_i * out_i) (FlashAttention-2).
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                  const Tensor& lse, const Tensor& dout, int64_t BH, int64_t T, int64_t Dh,
+                                  int64_t K, double scale, Tensor& dq, Tensor& dk, Tensor& dv) = 0;
   // Convolution, NCHW. x (N, C, H, W), w (OC, C, kh, kw), bias (OC) or undefined; y (N, OC, OH, OW).
   virtual void conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& p, Tensor& y) = 0;
   // gx (N, C, H, W) = conv-transpose of gy (N, OC, OH, OW).

@@ -2,9 +2,9 @@
 // style of ggml's test-backend-ops: a table of op cases, each run on both backends from the same
 // inputs and compared with a tolerance stated per case (0 = bit-identical). Covers every Backend
 // primitive with odd sizes, broadcasting and non-contiguous views, K > 1 batched backwards, f32 and
-// f64; plus determinism (two runs give identical bits), Philox streams identical to the CPU's,
-// allocator statistics, the out-of-memory message, the TF32 switch, index errors, and the direct
-// convolution fallback.
+// f64; plus determinism (two runs give identical bits, also for fused attention), Philox streams
+// identical to the CPU's, allocator statistics, the out-of-memory message, the TF32 switch, index
+// errors, and the direct convolution fallback.
 //
 // Without a CUDA device (or in a build without the CUDA target) every test case here is reported
 // as skipped, never as passed.
@@ -411,6 +411,28 @@ void add_nn_cases(std::vector<Case>& cs) {
       }
       return r;
     }});
+    // Fused causal attention: fp32 accumulation over Dh and over up to T keys in a different order
+    // than the CPU's BLAS products, so GEMM tolerances. Dh from 5 (partial feature tiles) to 128
+    // (the largest supported), T across tile edges (32), odd head counts, K = 1 and 3.
+    cs.push_back({std::string("attention forward/backward K=1,3 ") + dn(dt), tol_mm(dt), [=](Device d) {
+      std::vector<Tensor> r;
+      struct S { int64_t BH, T, Dh; };
+      for (S s : {S{1, 1, 8}, S{3, 7, 16}, S{5, 64, 64}, S{3, 130, 64}, S{2, 33, 128}, S{1, 40, 5}, S{2, 65, 96}}) {
+        const Shape sh{s.BH, s.T, s.Dh};
+        const double scale = 1.0 / std::sqrt(double(s.Dh));
+        Tensor q = make(sh, dt, d, 31 + s.T, -2, 2), k = make(sh, dt, d, 32 + s.T, -2, 2), v = make(sh, dt, d, 33 + s.T);
+        Tensor o = out(sh, dt, d), lse = out({s.BH, s.T}, dt, d);
+        be(d).attention_forward(q, k, v, s.BH, s.T, s.Dh, scale, o, lse);
+        r.insert(r.end(), {o, lse});
+        for (int64_t K : {1, 3}) {
+          const Shape gs{K * s.BH, s.T, s.Dh};
+          Tensor gy = make(gs, dt, d, 40 + K + s.T), gq = out(gs, dt, d), gk = out(gs, dt, d), gv = out(gs, dt, d);
+          be(d).attention_backward(q, k, v, o, lse, gy, s.BH, s.T, s.Dh, K, scale, gq, gk, gv);
+          r.insert(r.end(), {gq, gk, gv});
+        }
+      }
+      return r;
+    }});
     cs.push_back({std::string("batch_norm train/eval forward, backward K=2 ") + dn(dt), tol, [=](Device d) {
       std::vector<Tensor> r;
       struct S { int64_t N, C, S; };
@@ -663,6 +685,31 @@ TEST_CASE("cuda: results are bit-identical run to run" * doctest::skip(kNoGpu)) 
     INFO("output " << i << " " << a[i].str());
     CHECK(identical(a[i], b[i]));
   }
+}
+
+TEST_CASE("cuda: fused attention is bit-identical run to run; unsupported head sizes are errors" * doctest::skip(kNoGpu)) {
+  ensure_init();
+  const Device d = gpu();
+  auto run = [&](DType dt, int64_t BH, int64_t T, int64_t Dh, int64_t K) {
+    const Shape sh{BH, T, Dh}, gs{K * BH, T, Dh};
+    const double scale = 1.0 / std::sqrt(double(Dh));
+    Tensor q = make(sh, dt, d, 1), k = make(sh, dt, d, 2), v = make(sh, dt, d, 3), gy = make(gs, dt, d, 4);
+    Tensor o = out(sh, dt, d), lse = out({BH, T}, dt, d), gq = out(gs, dt, d), gk = out(gs, dt, d), gv = out(gs, dt, d);
+    be(d).attention_forward(q, k, v, BH, T, Dh, scale, o, lse);
+    be(d).attention_backward(q, k, v, o, lse, gy, BH, T, Dh, K, scale, gq, gk, gv);
+    return std::vector<Tensor>{o, lse, gq, gk, gv};
+  };
+  for (DType dt : {DType::f32, DType::f64}) {
+    for (int64_t Dh : {64, 128}) {
+      auto a = run(dt, 12, 300, Dh, 2), b = run(dt, 12, 300, Dh, 2);
+      for (size_t i = 0; i < a.size(); ++i) {
+        INFO(dn(dt) << " Dh " << Dh << " output " << i);
+        CHECK(identical(a[i], b[i]));
+      }
+    }
+  }
+  Tensor q = make({1, 4, 129}, DType::f32, d, 5), o = out({1, 4, 129}, DType::f32, d), lse = out({1, 4}, DType::f32, d);
+  CHECK_THROWS_AS(be(d).attention_forward(q, q, q, 1, 4, 129, 0.1, o, lse), Error);
 }
 
 TEST_CASE("cuda: Philox streams are identical to the cpu's" * doctest::skip(kNoGpu)) {
