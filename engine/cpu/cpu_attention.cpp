@@ -16,7 +16,7 @@
 #include <limits>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/kernel_util.h"
 
 namespace polyhead::cpu {
 
@@ -24,28 +24,10 @@ namespace {
 
 constexpr int64_t kRows = 64;  // query rows per block
 
-template <class F>
-void dispatch_float(DType t, const char* op, F&& f) {
-  if (t == DType::f32) f(static_cast<float*>(nullptr));
-  else if (t == DType::f64) f(static_cast<double*>(nullptr));
-  else throw Error(op, std::string("dtype ") + dtype_name(t) + " not supported", "use f32 or f64");
-}
-
-void expect(const Tensor& t, DType dt, int64_t n, const char* op, const char* name) {
-  PH_CHECK(t.defined(), op, name << " is undefined");
-  PH_CHECK(t.device().is_cpu(), op, name << " must be on the cpu, got " << t.str());
-  PH_CHECK(t.dtype() == dt, op, name << " must be " << dtype_name(dt) << ", got " << t.str());
-  PH_CHECK(t.is_contiguous(), op, name << " must be contiguous, got " << t.str());
-  PH_CHECK(t.numel() == n, op, name << " must have " << n << " elements, got " << t.str());
-}
-
 void check_sizes(int64_t BH, int64_t T, int64_t Dh, int64_t K, const char* op) {
   PH_CHECK(BH >= 0 && T >= 0 && K >= 0, op, "negative size: BH " << BH << ", T " << T << ", K " << K);
   PH_CHECK(Dh > 0, op, "head size Dh must be positive, got " << Dh);
 }
-
-template <class T> const T* cptr(const Tensor& t) { return static_cast<const T*>(t.raw()); }
-template <class T> T* mptr(Tensor& t) { return static_cast<T*>(t.raw()); }
 
 }  // namespace
 

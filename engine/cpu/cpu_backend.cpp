@@ -1,6 +1,7 @@
 // engine/cpu/cpu_backend.cpp: CPU memory, copies, fills, random numbers, elementwise ops,
 // reductions and GEMM. (NN primitives: cpu_nn.cpp, cpu_conv.cpp; embedding, dropout and optimizer updates: cpu_misc.cpp.)
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/kernel_util.h"
 
 #include <cblas.h>
 #include <malloc.h>
@@ -249,13 +250,6 @@ template <class T> static inline T binary_f(BinaryOp op, T a, T b) {
     case BinaryOp::SiluBwd: { T s = sigmoid_f(a); return b * s * (T(1) + a * (T(1) - s)); }
   }
   return a;
-}
-
-template <class F>
-static void dispatch_float(DType t, const char* op, F&& f) {
-  if (t == DType::f32) f(static_cast<float*>(nullptr));
-  else if (t == DType::f64) f(static_cast<double*>(nullptr));
-  else throw Error(op, std::string("dtype ") + dtype_name(t) + " not supported", "use f32 or f64");
 }
 
 void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, double p, double q) {

@@ -7,18 +7,11 @@
 #include <limits>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/kernel_util.h"
 
 namespace polyhead::cpu {
 
 namespace {
-
-template <class F>
-void dispatch_float(DType t, const char* op, F&& f) {
-  if (t == DType::f32) f(static_cast<float*>(nullptr));
-  else if (t == DType::f64) f(static_cast<double*>(nullptr));
-  else throw Error(op, std::string("dtype ") + dtype_name(t) + " not supported", "use f32 or f64");
-}
 
 // t must be a defined, contiguous, 4-D CPU tensor of dtype dt.
 void expect4(const Tensor& t, DType dt, const char* op, const char* name) {

@@ -5,28 +5,12 @@
 #include <cmath>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/kernel_util.h"
 #include "engine/rng.h"
 
 namespace polyhead::cpu {
 
 namespace {
-
-template <class F>
-void dispatch_float(DType t, const char* op, F&& f) {
-  if (t == DType::f32) f(static_cast<float*>(nullptr));
-  else if (t == DType::f64) f(static_cast<double*>(nullptr));
-  else throw Error(op, std::string("dtype ") + dtype_name(t) + " not supported", "use f32 or f64");
-}
-
-// t must be a defined, contiguous CPU tensor of dtype dt with n elements.
-void expect(const Tensor& t, DType dt, int64_t n, const char* op, const char* name) {
-  PH_CHECK(t.defined(), op, name << " is undefined");
-  PH_CHECK(t.device().is_cpu(), op, name << " must be on the cpu, got " << t.str());
-  PH_CHECK(t.dtype() == dt, op, name << " must be " << dtype_name(dt) << ", got " << t.str());
-  PH_CHECK(t.is_contiguous(), op, name << " must be contiguous, got " << t.str());
-  PH_CHECK(t.numel() == n, op, name << " must have " << n << " elements, got " << t.str());
-}
 
 // Every index in [0, V); the first bad one is reported.
 void check_indices(const Tensor& idx, int64_t V, const char* op) {

@@ -7,33 +7,14 @@
 #include <limits>
 #include <vector>
 
-#include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/kernel_util.h"
 
 namespace polyhead::cpu {
 
 namespace {
 
-template <class F>
-void dispatch_float(DType t, const char* op, F&& f) {
-  if (t == DType::f32) f(static_cast<float*>(nullptr));
-  else if (t == DType::f64) f(static_cast<double*>(nullptr));
-  else throw Error(op, std::string("dtype ") + dtype_name(t) + " not supported", "use f32 or f64");
-}
-
-// t must be a defined, contiguous CPU tensor of dtype dt with n elements.
-void expect(const Tensor& t, DType dt, int64_t n, const char* op, const char* name) {
-  PH_CHECK(t.defined(), op, name << " is undefined");
-  PH_CHECK(t.device().is_cpu(), op, name << " must be on the cpu, got " << t.str());
-  PH_CHECK(t.dtype() == dt, op, name << " must be " << dtype_name(dt) << ", got " << t.str());
-  PH_CHECK(t.is_contiguous(), op, name << " must be contiguous, got " << t.str());
-  PH_CHECK(t.numel() == n, op, name << " must have " << n << " elements, got " << t.str());
-}
-
 // Rows per parallel chunk so that a chunk touches about 32k elements.
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1)); }
-
-template <class T> const T* cptr(const Tensor& t) { return t.defined() ? static_cast<const T*>(t.raw()) : nullptr; }
-template <class T> T* mptr(Tensor& t) { return t.defined() ? static_cast<T*>(t.raw()) : nullptr; }
 
 }  // namespace
 

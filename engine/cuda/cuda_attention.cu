@@ -32,9 +32,6 @@ constexpr int kPer = kTile / 4;        // score columns per thread
 constexpr int kMaxHead = 128;          // largest supported head size
 constexpr unsigned kFull = 0xffffffffu;
 
-template <class F> const F* cptr(const Tensor& t) { return static_cast<const F*>(t.raw()); }
-template <class F> F* mptr(Tensor& t) { return static_cast<F*>(t.raw()); }
-
 template <class F> __device__ __forceinline__ F fmax2(F a, F b) { return a > b ? a : b; }
 
 // Copies rows [row0, row0 + kTile) of a (T, Dh) matrix into a shared tile (leading dim Dh + 1);

@@ -144,6 +144,10 @@ void dispatch_float(DType t, const char* op, F&& f) {
   else throw Error(op, std::string("dtype ") + dtype_name(t) + " not supported on cuda", "use f32 or f64");
 }
 
+// Typed device pointers of a tensor (nullptr for an undefined tensor).
+template <class T> const T* cptr(const Tensor& t) { return t.defined() ? static_cast<const T*>(t.raw()) : nullptr; }
+template <class T> T* mptr(Tensor& t) { return t.defined() ? static_cast<T*>(t.raw()) : nullptr; }
+
 // ---- scatter-free index inversion (cuda_pool.cu) ----
 // Groups positions 0..n-1 by key: keys[i] in [0, num_dest) (the caller has checked the range).
 // order (n int64): positions sorted by key, increasing within a key (stable radix sort);

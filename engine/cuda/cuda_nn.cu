@@ -24,9 +24,6 @@ constexpr int64_t kMaxRowBlocks = int64_t(1) << 20;
 
 inline unsigned row_grid(int64_t rows) { return unsigned(std::min<int64_t>(std::max<int64_t>(rows, 1), kMaxRowBlocks)); }
 
-template <class T> const T* cptr(const Tensor& t) { return t.defined() ? static_cast<const T*>(t.raw()) : nullptr; }
-template <class T> T* mptr(Tensor& t) { return t.defined() ? static_cast<T*>(t.raw()) : nullptr; }
-
 // ---------------------------------------------------------------------------------------------
 // softmax
 template <class T>

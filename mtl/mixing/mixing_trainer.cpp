@@ -38,8 +38,6 @@ private:
   std::shared_ptr<nn::Linear> head_;
 };
 
-Variable token_losses(nn::UnaryModule& m, const Tensor& x, const Tensor& y) { return lm_token_losses(m, x, y); }
-
 std::vector<double> evaluate(nn::UnaryModule& m, const std::vector<Windows>& val, int64_t batch) {
   ag::NoGradGuard ng;
   std::vector<double> out;
@@ -48,7 +46,7 @@ std::vector<double> evaluate(nn::UnaryModule& m, const std::vector<Windows>& val
     double sum = 0;
     for (int64_t s = 0; s < n; s += batch) {
       const int64_t len = std::min(batch, n - s);
-      Variable ce = token_losses(m, w.x.narrow(0, s, len).contiguous(), w.y.narrow(0, s, len).contiguous());
+      Variable ce = lm_token_losses(m, w.x.narrow(0, s, len).contiguous(), w.y.narrow(0, s, len).contiguous());
       sum += ops::sum(ce.data().to(DType::f64)).item();
     }
     out.push_back(sum / double(n * w.x.size(1)));
@@ -160,7 +158,7 @@ MixedLMResult train_mixed_lm(const std::vector<TextDomain>& domains, MixingStrat
         ys.push_back(bt.at("y0"));
       }
       const Tensor bx = ops::cat(xs, 0), by = ops::cat(ys, 0);
-      Variable ce = token_losses(model, bx, by);
+      Variable ce = lm_token_losses(model, bx, by);
       const std::vector<float> v = ce.data().to_vector<float>();
       if (strategy.wants_batch_losses()) {
         strategy.observe_batch(t, bx, by, draw.counts, v);
@@ -192,7 +190,7 @@ MixedLMResult train_mixed_lm(const std::vector<TextDomain>& domains, MixingStrat
         for (int h = 0; h < 2; ++h) {
           std::span<const int64_t> part(idx.data() + (h ? half[0] : 0), size_t(half[h]));
           data::Batch bt = train[size_t(k)]->get_batch(part);
-          Variable ce = token_losses(model, bt.at("x"), bt.at("y0"));
+          Variable ce = lm_token_losses(model, bt.at("x"), bt.at("y0"));
           Variable loss = ag::mean(ce);
           opt.zero_grad();
           loss.backward();
